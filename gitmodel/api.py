@@ -1,0 +1,433 @@
+"""The Python API of git-model: init, add, checkout and status on a repository."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat as stat_mod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitmodel import pointer as ptr
+from gitmodel.config import CONFIG_NAME, DEFAULT_CONFIG, load_config, store_root
+from gitmodel.errors import (
+    BadPathError,
+    GitModelError,
+    LocalChangesError,
+    MissingObjectError,
+    NotAModelError,
+)
+from gitmodel.gitrepo import GitRepo
+from gitmodel.ingest import Progress, ingest_file
+from gitmodel.manifest import Manifest
+from gitmodel.materialize import file_digest, materialize
+from gitmodel.statcache import StatCache
+from gitmodel.store.atomic import write_file_atomic
+from gitmodel.store.objects import ChunkStore, ManifestId
+
+ProgressFactory = Callable[[str, int], Progress]
+"""Called once per file with (label, total bytes); returns the callback fed with bytes done."""
+
+DIFF_DRIVER = "gitmodel"
+ATTRIBUTES_LINE = f"*{ptr.SUFFIX} diff={DIFF_DRIVER}"
+# Hunk headers of a pointer diff name the file whose tensors changed.
+XFUNCNAME = '^path = ".*"$'
+IGNORE_TEMPS = ".gitmodel-tmp.*"
+
+
+class Workspace:
+    """A repository opened for git-model: Git access, the store and the stat cache."""
+
+    def __init__(self, start: Path | None = None, require_init: bool = True) -> None:
+        self.git = GitRepo(start)
+        if require_init:
+            load_config(self.git)
+        self.store = ChunkStore(store_root(self.git))
+        self.store.check_version()
+        self.cache = StatCache(self.git.git_dir / "model-statcache.json")
+
+    def pointer_paths(self) -> list[str]:
+        """Repo-relative paths of the pointers in Git's index that exist in the working tree."""
+        return [p for p in self.git.indexed_paths(ptr.SUFFIX) if self.git.abspath(p).is_file()]
+
+    def read_pointer(self, relpath: str) -> ptr.Pointer:
+        try:
+            data = self.git.abspath(relpath).read_bytes()
+        except OSError as exc:
+            raise GitModelError(f"cannot read {relpath}: {exc.strerror}") from None
+        return ptr.decode(data, relpath)
+
+    def read_manifest(self, mid: str) -> Manifest:
+        return Manifest.decode(self.store.get_manifest(ManifestId(mid)), mid)
+
+    def current_digest(self, relpath: str, st: os.stat_result, progress: ProgressFactory | None = None) -> str:
+        """The file's BLAKE3 digest, from the stat cache when it can be trusted."""
+        cached = self.cache.lookup(relpath, st)
+        if cached is not None:
+            return cached
+        digest = file_digest(self.git.abspath(relpath), progress(f"hashing {relpath}", st.st_size) if progress else None)
+        self.cache.record(relpath, st, digest)
+        return digest
+
+
+# -- init ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InitResult:
+    config_created: bool
+    store: Path
+
+
+def init(start: Path | None = None) -> InitResult:
+    """Set up a repository: .gitmodel.toml, the store, the pointer diff driver. Idempotent."""
+    ws = Workspace(start, require_init=False)
+    git = ws.git
+    config_path = git.workdir / CONFIG_NAME
+    created = not config_path.exists()
+    if created:
+        write_file_atomic(config_path, DEFAULT_CONFIG.encode())
+    else:
+        load_config(git)  # refuse a config from a newer release before touching anything
+    ws.store.ensure()
+    attributes = git.workdir / ".gitattributes"
+    _append_line(attributes, ATTRIBUTES_LINE)
+    _append_line(git.workdir / ".gitignore", IGNORE_TEMPS)
+    git.config_set(f"diff.{DIFF_DRIVER}.xfuncname", XFUNCNAME)
+    git.stage([CONFIG_NAME, ".gitattributes", ".gitignore"])
+    return InitResult(created, ws.store.root)
+
+
+# -- add ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AddResult:
+    name: str
+    model_path: str
+    pointer_path: str
+    files: int
+    size: int
+    bytes_written: int
+    chunks_written: int
+    pointer_changed: bool
+    warnings: tuple[str, ...]
+
+
+def add(ws: Workspace, path: Path, name: str | None = None, progress: ProgressFactory | None = None) -> AddResult:
+    """Store a model file or directory, write its pointer and stage it with its .gitignore."""
+    git = ws.git
+    rel = git.relpath(path)
+    absolute = git.abspath(rel)
+    if rel.endswith(ptr.SUFFIX):
+        raise BadPathError(f"{rel} is a pointer; add the model it stands for: {ptr.model_path_of(rel)}")
+    try:
+        st = os.lstat(absolute)
+    except FileNotFoundError:
+        raise BadPathError(f"{rel} does not exist") from None
+    if stat_mod.S_ISLNK(st.st_mode):
+        raise BadPathError(f"{rel} is a symbolic link; add the file it points to")
+    tracked = git.tracked(rel)
+    if tracked:
+        flag = " -r" if stat_mod.S_ISDIR(st.st_mode) else ""
+        raise BadPathError(
+            f"{rel} is tracked by Git as a regular file; run 'git rm{flag} --cached {rel}' "
+            f"first, then 'git model add {rel}'"
+        )
+    pointer_rel = rel + ptr.SUFFIX
+    old = _read_existing_pointer(ws, pointer_rel)
+    if stat_mod.S_ISDIR(st.st_mode):
+        kind = "directory"
+        members = _directory_files(git.workdir, rel)
+        if not members:
+            raise BadPathError(f"{rel} is an empty directory; there is nothing to add")
+    elif stat_mod.S_ISREG(st.st_mode):
+        kind, members = "file", [rel]
+    else:
+        raise BadPathError(f"{rel} is not a regular file or directory")
+    model_name = name if name is not None else (old.name if old else _default_name(rel, kind))
+    if not ptr.NAME_RE.fullmatch(model_name):
+        raise GitModelError(
+            f"{model_name!r} is not a valid model name: use letters, digits, '.', '_' and '-' (at most 100)"
+        )
+    base_dir = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
+    old_files = {f.path: f for f in old.files} if old else {}
+    entries: list[ptr.FileEntry] = []
+    written = chunks = 0
+    warnings: list[str] = []
+    ws.store.ensure()
+    for member in members:
+        entry_path = member[len(base_dir):]
+        member_st = os.stat(git.abspath(member))
+        reused = _reuse_entry(ws, member, member_st, old_files.get(entry_path))
+        if reused is not None:
+            entries.append(reused)
+            continue
+        cb = progress(f"adding {member}", member_st.st_size) if progress else None
+        result = ingest_file(ws.store, git.abspath(member), cb)
+        written += result.bytes_written
+        chunks += result.chunks_written
+        if result.warning:
+            warnings.append(f"{member}: {result.warning}")
+        manifest = result.manifest
+        tensors = {t.name: ptr.TensorSummary(t.dtype, t.shape, t.digest) for t in manifest.tensors}
+        entries.append(
+            ptr.FileEntry(entry_path, manifest.size, manifest.digest, result.manifest_id, manifest.format,
+                          result.warning, tensors)
+        )
+        ws.cache.record(member, member_st, manifest.digest)
+    pointer = ptr.Pointer(model_name, kind, tuple(entries), old.metadata if old else {})
+    encoded = pointer.encode()
+    pointer_abs = git.abspath(pointer_rel)
+    changed = not (pointer_abs.is_file() and pointer_abs.read_bytes() == encoded)
+    if changed:
+        write_file_atomic(pointer_abs, encoded)  # after the manifests: never names what is missing
+    git.stage([pointer_rel, _ignore_model(git, rel)])
+    ws.cache.save()
+    return AddResult(model_name, rel, pointer_rel, len(entries), pointer.size, written, chunks, changed, tuple(warnings))
+
+
+def _read_existing_pointer(ws: Workspace, pointer_rel: str) -> ptr.Pointer | None:
+    if not ws.git.abspath(pointer_rel).is_file():
+        return None
+    try:
+        return ws.read_pointer(pointer_rel)
+    except GitModelError:
+        return None  # a broken pointer is simply replaced by the new one
+
+
+def _reuse_entry(ws: Workspace, member: str, st: os.stat_result, old: ptr.FileEntry | None) -> ptr.FileEntry | None:
+    """The old pointer's entry when the stat cache proves the file is unchanged and stored."""
+    if old is None or ws.cache.lookup(member, st) != old.digest or old.size != st.st_size:
+        return None
+    if not ws.store.has_manifest(ManifestId(old.manifest)):
+        return None
+    return old
+
+
+def _directory_files(workdir: Path, rel: str) -> list[str]:
+    out: list[str] = []
+    for root, dirs, files in os.walk(workdir / rel):
+        dirs.sort()
+        root_rel = Path(root).relative_to(workdir).as_posix()
+        for d in dirs:
+            if os.path.islink(os.path.join(root, d)):
+                raise BadPathError(f"{root_rel}/{d} is a symbolic link; model directories hold regular files only")
+        for f in sorted(files):
+            full = os.path.join(root, f)
+            if f.startswith(".gitmodel-tmp."):
+                continue
+            if os.path.islink(full):
+                raise BadPathError(f"{root_rel}/{f} is a symbolic link; model directories hold regular files only")
+            out.append(f"{root_rel}/{f}")
+    return sorted(out, key=str.encode)
+
+
+def _default_name(rel: str, kind: str) -> str:
+    base = rel.rsplit("/", 1)[-1]
+    if kind == "file":
+        base = base.split(".", 1)[0] or base
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", base).lstrip("._-")[:100]
+    return name or "model"
+
+
+def _ignore_model(git: GitRepo, rel: str) -> str:
+    """Ignore the model in a .gitignore beside it (as DVC does); return that file's path.
+
+    The line is written even when another pattern already ignores the model: a global
+    or user-level ignore does not travel with a clone.
+    """
+    parent, _, base = rel.rpartition("/")
+    ignore_rel = f"{parent}/.gitignore" if parent else ".gitignore"
+    _append_line(git.abspath(ignore_rel), "/" + _escape_ignore(base))
+    return ignore_rel
+
+
+def _escape_ignore(name: str) -> str:
+    return re.sub(r"([*?\[\]\\!# ])", r"\\\1", name)
+
+
+def _append_line(path: Path, line: str) -> None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    if line in text.splitlines():
+        return
+    if text and not text.endswith("\n"):
+        text += "\n"
+    write_file_atomic(path, (text + line + "\n").encode())
+
+
+# -- selecting models ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Model:
+    pointer_path: str
+    pointer: ptr.Pointer
+
+    @property
+    def model_path(self) -> str:
+        return ptr.model_path_of(self.pointer_path)
+
+    def file_paths(self) -> list[tuple[ptr.FileEntry, str]]:
+        """Each file entry with its repo-relative path."""
+        base = self.pointer_path.rsplit("/", 1)[0] + "/" if "/" in self.pointer_path else ""
+        return [(f, base + f.path) for f in self.pointer.files]
+
+
+def select_models(ws: Workspace, targets: Sequence[str]) -> list[Model]:
+    """The models named by paths (model, pointer or a directory above them) or names; all if none."""
+    paths = ws.pointer_paths()
+    if not targets:
+        return [Model(p, ws.read_pointer(p)) for p in paths]
+    chosen: dict[str, Model] = {}
+    loaded: dict[str, ptr.Pointer] = {}
+
+    def load(p: str) -> ptr.Pointer:
+        if p not in loaded:
+            loaded[p] = ws.read_pointer(p)
+        return loaded[p]
+
+    for target in targets:
+        matches = []
+        rel = _maybe_relpath(ws.git, target)
+        if rel is not None:
+            for p in paths:
+                model = ptr.model_path_of(p)
+                if rel in (p, model) or model.startswith(rel.rstrip("/") + "/") or rel == "":
+                    matches.append(p)
+        if not matches and ptr.NAME_RE.fullmatch(target):
+            matches = [p for p in paths if load(p).name == target]
+        if not matches:
+            raise NotAModelError(f"'{target}' is not a model: no pointer names it ('git model status' lists the models)")
+        for p in matches:
+            chosen[p] = Model(p, load(p))
+    return [chosen[p] for p in sorted(chosen)]
+
+
+def _maybe_relpath(git: GitRepo, target: str) -> str | None:
+    try:
+        absolute = Path(os.path.abspath(target))
+        if absolute == git.workdir:
+            return ""
+        return git.relpath(Path(target))
+    except BadPathError:
+        return None
+
+
+# -- checkout -----------------------------------------------------------------------------
+@dataclass
+class CheckoutResult:
+    restored: list[str] = field(default_factory=list)
+    up_to_date: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def checkout(
+    ws: Workspace,
+    targets: Sequence[str] = (),
+    force: bool = False,
+    progress: ProgressFactory | None = None,
+) -> CheckoutResult:
+    """Materialize the models' files from the store; refuse to clobber local changes."""
+    models = select_models(ws, targets)
+    result = CheckoutResult()
+    plan: list[tuple[ptr.FileEntry, str]] = []
+    conflicts: list[str] = []
+    for model in models:
+        for entry, rel in model.file_paths():
+            action = _plan_file(ws, entry, rel, progress)
+            if action == "skip":
+                result.up_to_date.append(rel)
+            elif action == "conflict" and not force:
+                conflicts.append(rel)
+            else:
+                plan.append((entry, rel))
+    if conflicts:
+        ws.cache.save()
+        raise LocalChangesError(conflicts)
+    for entry, rel in plan:
+        try:
+            manifest = ws.read_manifest(entry.manifest)
+            if manifest.digest != entry.digest or manifest.size != entry.size:
+                raise GitModelError(f"{rel}: the pointer and its manifest {entry.manifest} disagree")
+            target = ws.git.abspath(rel)
+            materialize(ws.store, manifest, target, progress(f"checking out {rel}", entry.size) if progress else None)
+        except MissingObjectError as exc:
+            result.failed.append(rel)
+            result.errors.append(f"{rel}: {exc}")
+            continue
+        ws.cache.record(rel, os.stat(target), entry.digest)
+        result.restored.append(rel)
+    ws.cache.save()
+    return result
+
+
+def _plan_file(ws: Workspace, entry: ptr.FileEntry, rel: str, progress: ProgressFactory | None) -> str:
+    """'skip' (already right), 'write' (absent, or a clean earlier version) or 'conflict'."""
+    target = ws.git.abspath(rel)
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return "write"
+    if not stat_mod.S_ISREG(st.st_mode):
+        raise BadPathError(f"{rel} exists but is not a regular file; move it away and run checkout again")
+    known = ws.cache.entry(rel)
+    stat_known = known is not None and (known.size, known.mtime_ns, known.ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
+    current = ws.current_digest(rel, st, progress)
+    if current == entry.digest:
+        return "skip"
+    if stat_known and known is not None and known.digest == current:
+        return "write"  # exactly what git-model last wrote or added here: not a local change
+    return "conflict"
+
+
+# -- status -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileStatus:
+    path: str
+    state: str  # clean | modified | missing | extra
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    name: str
+    model_path: str
+    pointer_path: str
+    state: str  # clean | modified | missing
+    in_store: bool
+    files: tuple[FileStatus, ...]
+
+
+def status(ws: Workspace, progress: ProgressFactory | None = None) -> list[ModelStatus]:
+    out = []
+    for model in select_models(ws, ()):
+        files: list[FileStatus] = []
+        in_store = True
+        for entry, rel in model.file_paths():
+            try:
+                st = os.stat(ws.git.abspath(rel))
+            except FileNotFoundError:
+                files.append(FileStatus(rel, "missing"))
+            else:
+                same = ws.current_digest(rel, st, progress) == entry.digest
+                files.append(FileStatus(rel, "clean" if same else "modified"))
+            in_store = in_store and _in_store(ws, entry.manifest)
+        if model.pointer.kind == "directory":
+            listed = {rel for _, rel in model.file_paths()}
+            directory = ws.git.abspath(model.model_path)
+            if directory.is_dir():
+                for extra in _directory_files(ws.git.workdir, model.model_path):
+                    if extra not in listed:
+                        files.append(FileStatus(extra, "extra"))
+        states = {f.state for f in files}
+        state = "clean" if states == {"clean"} else "missing" if states == {"missing"} else "modified"
+        out.append(ModelStatus(model.pointer.name, model.model_path, model.pointer_path, state, in_store, tuple(files)))
+    ws.cache.save()
+    return out
+
+
+def _in_store(ws: Workspace, mid: str) -> bool:
+    try:
+        manifest = ws.read_manifest(mid)
+    except GitModelError:
+        return False
+    return all(ws.store.has_chunk(cid) for cid, _ in manifest.chunks)

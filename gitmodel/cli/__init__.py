@@ -1,0 +1,75 @@
+"""The `git model` command line: a thin click layer over gitmodel.api."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from gitmodel import __version__
+from gitmodel.errors import GitModelError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_BUG = 3
+EXIT_INTERRUPTED = 130
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="git-model")
+@click.option("--debug", is_flag=True, help="Show a traceback for unexpected errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Version machine-learning checkpoints in Git.
+
+    Model files live in a deduplicating chunk store outside Git; Git versions a small
+    TOML pointer beside each model.
+    """
+    ctx.obj = {"debug": debug}
+
+
+def _register() -> None:
+    from gitmodel.cli import add, checkout, init, status
+
+    for module in (init, add, checkout, status):
+        cli.add_command(module.command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and turn every failure into one line and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="git model", standalone_mode=False)
+    except GitModelError as exc:
+        _fail(f"error: {exc}", EXIT_ERROR)
+    except click.exceptions.Abort:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        sys.exit(EXIT_ERROR)
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        _fail(f"error:{where}: {exc.strerror or exc}", EXIT_ERROR)
+    except Exception as exc:  # anything else is a bug in git-model
+        if debug:
+            traceback.print_exc()
+        _fail(
+            f"internal error (a bug in git-model {__version__}): {type(exc).__name__}: {exc}"
+            + ("" if debug else "; run again with 'git model --debug ...' for a traceback"),
+            EXIT_BUG,
+        )
+    sys.exit(0)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"git model: {message}", err=True)
+    sys.exit(code)

@@ -1,0 +1,41 @@
+"""`git model add`: store models and stage their pointers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from gitmodel import api
+from gitmodel.cli.progress import human_bytes, progress_factory
+
+
+@click.command("add")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--name", help="Model name (default: the file or directory name).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary for scripts.")
+def command(paths: tuple[Path, ...], name: str | None, quiet: bool, as_json: bool) -> None:
+    """Store model files or directories and stage their pointers (PATH.model.toml)."""
+    if name is not None and len(paths) > 1:
+        raise click.UsageError("--name needs exactly one PATH")
+    ws = api.Workspace()
+    progress = progress_factory(quiet or as_json)
+    results = [api.add(ws, path, name, progress) for path in paths]
+    for r in results:
+        for warning in r.warnings:
+            click.echo(f"git model: warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps({"added": [r.__dict__ for r in results]}, indent=2, sort_keys=True, default=list))
+        return
+    if quiet:
+        return
+    for r in results:
+        if not r.pointer_changed:
+            click.echo(f"{r.model_path}: unchanged ({r.pointer_path})")
+            continue
+        click.echo(
+            f"{r.model_path}: added as '{r.name}', {human_bytes(r.size)} in {r.files} file(s); "
+            f"{human_bytes(r.bytes_written)} new in the store; staged {r.pointer_path}"
+        )

@@ -1,0 +1,60 @@
+"""The repository's .gitmodel.toml and where its store lives."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitmodel.errors import GitModelError, NotInitializedError, UnsupportedVersionError
+from gitmodel.gitrepo import GitRepo
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_NAME = ".gitmodel.toml"
+CONFIG_VERSION = 1
+DEFAULT_CONFIG = (
+    "# git-model settings for this repository (docs/user-guide.md).\n"
+    f"version = {CONFIG_VERSION}\n"
+)
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    version: int
+
+
+def load_config(repo: GitRepo) -> RepoConfig:
+    path = repo.workdir / CONFIG_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotInitializedError(
+            f"{repo.workdir} has no {CONFIG_NAME}: run 'git model init' first"
+        ) from None
+    except OSError as exc:
+        raise GitModelError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise GitModelError(f"{CONFIG_NAME} is not valid TOML: {exc}") from None
+    version = doc.get("version")
+    if not isinstance(version, int):
+        raise GitModelError(f"{CONFIG_NAME}: 'version' must be an integer")
+    if version > CONFIG_VERSION:
+        raise UnsupportedVersionError(
+            f"{CONFIG_NAME} has version {version}; this repository needs a newer git-model: pip install -U git-model"
+        )
+    return RepoConfig(version)
+
+
+def store_root(repo: GitRepo) -> Path:
+    """`git config model.store` (relative to the working tree's top) or <common git dir>/model."""
+    configured = repo.config_get("model.store")
+    if configured:
+        path = Path(configured).expanduser()
+        return path if path.is_absolute() else repo.workdir / path
+    return repo.common_dir / "model"

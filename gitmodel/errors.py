@@ -1,0 +1,72 @@
+"""Typed errors of the git-model library; each message is one line a user can act on."""
+
+from __future__ import annotations
+
+
+class GitModelError(Exception):
+    """Base of every error the library raises on purpose; str() is the user's message."""
+
+
+class NotARepositoryError(GitModelError):
+    """The command runs outside a Git working tree."""
+
+
+class NotInitializedError(GitModelError):
+    """The repository has no .gitmodel.toml yet."""
+
+
+class BadPathError(GitModelError):
+    """A path given by the user cannot be used (outside the repo, tracked, missing...)."""
+
+
+class NotAModelError(GitModelError):
+    """A name or path names no model pointer."""
+
+
+class NotAPointerError(GitModelError):
+    """A file is not a git-model pointer at all."""
+
+
+class BadPointerError(GitModelError):
+    """A file is a pointer, but broken: a key is missing, mistyped or invalid."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: broken pointer: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class UnsupportedVersionError(GitModelError):
+    """A pointer, manifest or store was written by a newer release."""
+
+
+class MissingObjectError(GitModelError):
+    """A chunk or manifest is not in the local store."""
+
+    def __init__(self, kind: str, object_id: str, hint: str = "") -> None:
+        message = f"{kind} {object_id} is not in the store"
+        super().__init__(f"{message}; {hint}" if hint else message)
+        self.kind = kind
+        self.object_id = object_id
+
+
+class DamagedObjectError(GitModelError):
+    """An object in the store does not hold what its name says."""
+
+    def __init__(self, path: str, expected: str, got: str) -> None:
+        super().__init__(f"damaged object {path}: expected {expected}, got {got}")
+        self.path = path
+        self.expected = expected
+        self.got = got
+
+
+class LocalChangesError(GitModelError):
+    """Checkout would overwrite a model file changed since git-model wrote or added it."""
+
+    def __init__(self, paths: list[str]) -> None:
+        shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        super().__init__(
+            f"{shown}: local changes would be overwritten; "
+            "run 'git model add' to keep them, or 'git model checkout --force' to discard them"
+        )
+        self.paths = paths

@@ -1,0 +1,88 @@
+"""The stat cache: what each model file's digest was when it last had a given size, mtime and inode.
+
+It lets `status` and `checkout` skip re-hashing gigabytes that have not changed, the way
+Git's index does. An entry is trusted only when the file's mtime is well before the moment
+it was recorded: a write in the same clock tick as the recording could otherwise keep the
+old mtime (the "racy git" problem), so such entries are re-hashed once and then recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitmodel.store.atomic import write_file_atomic
+
+_VERSION = 1
+# Coarse filesystem clocks (FAT: 2 s) and kernel timer ticks stay well under this.
+_RACY_NS = 3_000_000_000
+
+
+@dataclass(frozen=True)
+class Entry:
+    size: int
+    mtime_ns: int
+    ino: int
+    digest: str
+    recorded_ns: int
+
+
+class StatCache:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._entries: dict[str, Entry] = {}
+        self._dirty = False
+        try:
+            doc = json.loads(path.read_bytes())
+            if doc.get("version") == _VERSION:
+                self._entries = {k: Entry(*v) for k, v in doc["entries"].items()}
+        except (OSError, ValueError, KeyError, TypeError):
+            self._entries = {}  # a cache: when in doubt, start empty
+
+    def entry(self, relpath: str) -> Entry | None:
+        return self._entries.get(relpath)
+
+    def lookup(self, relpath: str, st: os.stat_result) -> str | None:
+        """The digest recorded for this exact file state, if it can be trusted."""
+        e = self._entries.get(relpath)
+        if e is None or (e.size, e.mtime_ns, e.ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
+            return None
+        if e.recorded_ns - e.mtime_ns < _RACY_NS:
+            return None
+        return e.digest
+
+    def matches_known(self, relpath: str, st: os.stat_result) -> str | None:
+        """The recorded digest if the file still has the recorded size/mtime/inode (racy or not)."""
+        e = self._entries.get(relpath)
+        if e is None or (e.size, e.mtime_ns, e.ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
+            return None
+        return e.digest
+
+    def record(self, relpath: str, st: os.stat_result, digest: str) -> None:
+        new = Entry(st.st_size, st.st_mtime_ns, st.st_ino, digest, time.time_ns())
+        old = self._entries.get(relpath)
+        if old is not None and _key(old) == _key(new) and new.recorded_ns - new.mtime_ns < _RACY_NS:
+            return  # still racy: re-recording changes nothing
+        self._entries[relpath] = new
+        self._dirty = True
+
+    def forget(self, relpath: str) -> None:
+        if self._entries.pop(relpath, None) is not None:
+            self._dirty = True
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        doc = {"version": _VERSION, "entries": {k: list(v.__dict__.values()) for k, v in sorted(self._entries.items())}}
+        try:
+            write_file_atomic(self.path, json.dumps(doc, separators=(",", ":")).encode())
+        except OSError:
+            pass  # a cache that cannot be saved only costs a re-hash next time
+        self._dirty = False
+
+
+def _key(e: Entry) -> tuple[int, int, int, str]:
+    return e.size, e.mtime_ns, e.ino, e.digest

@@ -1,0 +1,57 @@
+"""Crash-safe file writes: temporary file, fsync, rename, fsync of the directory."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in directory `path` durable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # some platforms cannot open directories; nothing more to do there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def temp_name(prefix: str) -> str:
+    """A name no other writer uses: pid plus random bits (threads share the pid)."""
+    return f"{prefix}{os.getpid()}.{secrets.token_hex(6)}"
+
+
+def write_file_atomic(target: Path, data: bytes, tmp_dir: Path | None = None, mode: int = 0o644) -> None:
+    """Write `data` so that `target` is either absent/old or complete, even after a crash."""
+    directory = tmp_dir if tmp_dir is not None else target.parent
+    tmp = directory / temp_name(".gitmodel-tmp.")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(tmp)
+        raise
+    os.close(fd)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    fsync_dir(target.parent)
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,272 @@
+"""ChunkStore: objects on disk, each in a small container, written atomically, verified on read."""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from pathlib import Path
+from typing import NewType
+
+import blake3
+import xxhash
+
+from gitmodel.errors import DamagedObjectError, GitModelError, MissingObjectError, UnsupportedVersionError
+from gitmodel.store.atomic import fsync_dir, temp_name, write_file_atomic
+
+ChunkId = NewType("ChunkId", str)
+"""xxh3-128 of a chunk's raw bytes: 32 lowercase hex digits."""
+
+ManifestId = NewType("ManifestId", str)
+"""`blake3:` followed by 64 lowercase hex digits: BLAKE3 of a manifest's raw bytes."""
+
+STORE_VERSION = 1
+MAGIC = b"GMOB"
+CONTAINER_VERSION = 1
+CODEC_RAW = 0
+CODEC_ZSTD = 1
+_HEADER = struct.Struct("<4sBBHQ")
+HEADER_SIZE = _HEADER.size
+# Keep zstd output only when it saves at least 1/32 of the bytes: decompressing costs every
+# checkout, and near-random data (mantissa bytes, quantized weights) barely shrinks.
+_MIN_SAVING_SHIFT = 5
+_CODEC_NAMES = {CODEC_RAW: "raw", CODEC_ZSTD: "zstd"}
+
+
+def chunk_id_of(data: bytes | memoryview) -> ChunkId:
+    return ChunkId(xxhash.xxh3_128_hexdigest(data))
+
+
+def manifest_id_of(data: bytes) -> ManifestId:
+    return ManifestId("blake3:" + blake3.blake3(data).hexdigest())
+
+
+class ChunkStore:
+    """The store at `root`: chunks and manifests under objects/, temporaries under tmp/."""
+
+    def __init__(self, root: Path, zstd_level: int = 1) -> None:
+        self.root = root
+        self.zstd_level = zstd_level
+        self._local = threading.local()
+        self._dirty_dirs: set[Path] = set()
+        self._lock = threading.Lock()
+        self._ensured = False
+
+    # -- layout -------------------------------------------------------------------------
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / "tmp"
+
+    def chunk_path(self, cid: ChunkId) -> Path:
+        return self.root / "objects" / "chunks" / cid[:2] / cid[2:]
+
+    def manifest_path(self, mid: ManifestId) -> Path:
+        digest = mid.split(":", 1)[1]
+        return self.root / "objects" / "manifests" / digest[:2] / digest[2:]
+
+    def check_version(self) -> None:
+        """Refuse a store written by a newer release; a missing store is fine (created later)."""
+        marker = self.root / "store.toml"
+        try:
+            text = marker.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise GitModelError(f"cannot read {marker}: {exc.strerror}") from None
+        version = _parse_store_version(text, marker)
+        if version > STORE_VERSION:
+            raise UnsupportedVersionError(
+                f"store {self.root} has version {version}, this git-model reads up to "
+                f"{STORE_VERSION}: pip install -U git-model"
+            )
+
+    def ensure(self) -> None:
+        """Create the store's directories and version marker if they are missing."""
+        if self._ensured:
+            return
+        self.check_version()
+        for sub in ("objects/chunks", "objects/manifests", "tmp"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        marker = self.root / "store.toml"
+        if not marker.exists():
+            write_file_atomic(marker, f"version = {STORE_VERSION}\n".encode(), self.tmp_dir)
+        self._ensured = True
+
+    # -- chunks -------------------------------------------------------------------------
+    def has_chunk(self, cid: ChunkId) -> bool:
+        return self.chunk_path(cid).exists()
+
+    def put_chunk(self, cid: ChunkId, data: bytes | memoryview) -> int:
+        """Store `data` under `cid` unless present; return the bytes written (0 if present)."""
+        path = self.chunk_path(cid)
+        if _refresh(path):
+            return 0
+        return self._write_object(path, data)
+
+    def get_chunk(self, cid: ChunkId) -> bytes:
+        """The raw bytes of a chunk, verified against its id."""
+        path = self.chunk_path(cid)
+        data = self._read_object(path, "chunk", cid)
+        got = chunk_id_of(data)
+        if got != cid:
+            raise DamagedObjectError(str(path), f"xxh3 {cid}", f"xxh3 {got}")
+        return data
+
+    # -- manifests ----------------------------------------------------------------------
+    def put_manifest(self, raw: bytes) -> ManifestId:
+        mid = manifest_id_of(raw)
+        path = self.manifest_path(mid)
+        if not _refresh(path):
+            self._write_object(path, raw)
+        return mid
+
+    def has_manifest(self, mid: ManifestId) -> bool:
+        return self.manifest_path(mid).exists()
+
+    def get_manifest(self, mid: ManifestId) -> bytes:
+        path = self.manifest_path(mid)
+        data = self._read_object(path, "manifest", mid)
+        got = manifest_id_of(data)
+        if got != mid:
+            raise DamagedObjectError(str(path), mid, got)
+        return data
+
+    # -- durability ---------------------------------------------------------------------
+    def sync(self) -> None:
+        """Make every object renamed into place since the last call durable (fsync dirs)."""
+        with self._lock:
+            dirs, self._dirty_dirs = self._dirty_dirs, set()
+        for directory in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+            fsync_dir(directory)
+
+    # -- container ----------------------------------------------------------------------
+    def _write_object(self, path: Path, data: bytes | memoryview) -> int:
+        self.ensure()
+        raw_len = len(data)
+        codec, payload = self._encode(data)
+        header = _HEADER.pack(MAGIC, CONTAINER_VERSION, codec, 0, raw_len)
+        tmp = self.tmp_dir / temp_name("obj.")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            _write_all(fd, header, payload)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink(tmp)
+            raise
+        os.close(fd)
+        parent = path.parent
+        created = not parent.is_dir()
+        if created:
+            parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            _unlink(tmp)
+            raise
+        with self._lock:
+            self._dirty_dirs.add(parent)
+            if created:
+                self._dirty_dirs.add(parent.parent)
+        return HEADER_SIZE + len(payload)
+
+    def _encode(self, data: bytes | memoryview) -> tuple[int, bytes | memoryview]:
+        if self.zstd_level <= 0 or len(data) < 64:
+            return CODEC_RAW, data
+        compressor = getattr(self._local, "compressor", None)
+        if compressor is None:
+            import zstandard
+
+            compressor = zstandard.ZstdCompressor(level=self.zstd_level)
+            self._local.compressor = compressor
+        packed: bytes = compressor.compress(data)
+        if len(packed) <= len(data) - (len(data) >> _MIN_SAVING_SHIFT):
+            return CODEC_ZSTD, packed
+        return CODEC_RAW, data
+
+    def _read_object(self, path: Path, kind: str, oid: str) -> bytes:
+        try:
+            with open(path, "rb") as f:
+                blob = f.read()
+        except FileNotFoundError:
+            raise MissingObjectError(kind, oid) from None
+        except OSError as exc:
+            raise GitModelError(f"cannot read {kind} {oid} at {path}: {exc.strerror}") from None
+        if len(blob) < HEADER_SIZE:
+            raise DamagedObjectError(str(path), "a 16-byte header", f"{len(blob)} bytes")
+        magic, version, codec, flags, raw_len = _HEADER.unpack_from(blob)
+        if magic != MAGIC:
+            raise DamagedObjectError(str(path), f"magic {MAGIC!r}", f"{magic!r}")
+        if version > CONTAINER_VERSION:
+            raise UnsupportedVersionError(
+                f"object {path} has container version {version}; pip install -U git-model"
+            )
+        if flags != 0:
+            raise DamagedObjectError(str(path), "flags 0", f"flags {flags}")
+        payload = memoryview(blob)[HEADER_SIZE:]
+        if codec == CODEC_RAW:
+            data = bytes(payload)
+        elif codec == CODEC_ZSTD:
+            data = self._decompress(payload, raw_len, path)
+        else:
+            raise UnsupportedVersionError(
+                f"object {path} uses codec {codec}, unknown to this git-model; pip install -U git-model"
+            )
+        if len(data) != raw_len:
+            raise DamagedObjectError(str(path), f"{raw_len} bytes", f"{len(data)} bytes")
+        return data
+
+    def _decompress(self, payload: memoryview, raw_len: int, path: Path) -> bytes:
+        decompressor = getattr(self._local, "decompressor", None)
+        if decompressor is None:
+            import zstandard
+
+            decompressor = zstandard.ZstdDecompressor()
+            self._local.decompressor = decompressor
+        try:
+            out: bytes = decompressor.decompress(payload, max_output_size=raw_len)
+        except Exception as exc:  # zstandard raises ZstdError on corrupt frames
+            raise DamagedObjectError(str(path), "a valid zstd frame", str(exc)) from None
+        return out
+
+
+def codec_name(codec: int) -> str:
+    return _CODEC_NAMES.get(codec, str(codec))
+
+
+def _parse_store_version(text: str, marker: Path) -> int:
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "version":
+            try:
+                return int(value.strip())
+            except ValueError:
+                break
+    raise GitModelError(f"{marker} is damaged: expected 'version = <number>'")
+
+
+def _refresh(path: Path) -> bool:
+    """True if `path` exists; its mtime is then bumped so a gc grace period counts from now."""
+    try:
+        os.utime(path)
+        return True
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        return path.exists()
+
+
+def _write_all(fd: int, *parts: bytes | memoryview) -> None:
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            view = view[os.write(fd, view):]
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
