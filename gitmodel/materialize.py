@@ -14,12 +14,14 @@ import blake3
 from gitmodel.errors import DamagedObjectError, GitModelError
 from gitmodel.ingest import Progress, workers
 from gitmodel.manifest import Manifest
-from gitmodel.store.atomic import fsync_dir, temp_name
+from gitmodel.store.atomic import fsync_dir, start_writeback, temp_name
 from gitmodel.store.objects import ChunkId, ChunkStore
 
 TEMP_PREFIX = ".gitmodel-tmp."
 _TEMP_RE = re.compile(r"\.gitmodel-tmp\.(\d+)\.[0-9a-f]+")
 _WINDOW = 16 << 20
+# Start writeback every this many bytes so the disk works while we decompress the rest.
+_WRITEBACK_EVERY = 32 << 20
 
 
 def file_digest(path: Path, progress: Progress | None = None) -> str:
@@ -67,6 +69,7 @@ def materialize(store: ChunkStore, manifest: Manifest, target: Path, progress: P
                         return
                     pending.append(pool.submit(_read_chunk, store, item[0], item[1]))
 
+            written = flushed = 0
             try:
                 fill()
                 while pending:
@@ -76,6 +79,10 @@ def materialize(store: ChunkStore, manifest: Manifest, target: Path, progress: P
                     view = memoryview(data)
                     while view:
                         view = view[os.write(fd, view):]
+                    written += len(data)
+                    if written - flushed >= _WRITEBACK_EVERY:
+                        start_writeback(fd, flushed, written - flushed)
+                        flushed = written
                     if progress is not None:
                         progress(len(data))
             except BaseException:

@@ -2,9 +2,38 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import secrets
 from pathlib import Path
+
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _load_sync_file_range() -> object | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_sync_file_range = _load_sync_file_range()
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing a range to disk now, without waiting for it.
+
+    Linux keeps up to ~10% of memory dirty before it writes anything back, so without
+    this a large file is written only at the final fsync, after all the CPU work, instead
+    of while it is being produced. Elsewhere this does nothing; the fsync still follows.
+    """
+    if _sync_file_range is not None:
+        _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # type: ignore[operator]
 
 
 def fsync_dir(path: Path) -> None:
