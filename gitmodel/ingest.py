@@ -17,7 +17,7 @@ import xxhash
 from gitmodel.chunking import Layout, Tensor, detect_layout, plan_chunks
 from gitmodel.errors import GitModelError
 from gitmodel.manifest import Manifest, TensorEntry
-from gitmodel.store.objects import ChunkId, ChunkStore, ManifestId
+from gitmodel.store.objects import ChunkId, ChunkStore, Committer, ManifestId
 
 Progress = Callable[[int], None]
 """Called with a number of bytes just processed; must be cheap and thread-agnostic."""
@@ -87,13 +87,13 @@ def _ingest_mapped(store: ChunkStore, fd: int, size: int, path: Path, progress: 
         def work(offset: int, length: int) -> tuple[ChunkId, int, int]:
             data = buf[offset : offset + length]
             cid = ChunkId(xxhash.xxh3_128_hexdigest(data))
-            nbytes = store.put_chunk(cid, data)
+            nbytes = store.put_chunk(cid, data, committer)
             data.release()
             _drop_pages(chunk_map, offset, length)
             return cid, length, nbytes
 
         n = workers()
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="gitmodel-chunk") as pool:
+        with Committer(store) as committer, ThreadPoolExecutor(max_workers=n, thread_name_prefix="gitmodel-chunk") as pool:
             try:
                 for offset, length in plan_chunks(layout, buf):
                     pending.append(pool.submit(work, offset, length))

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+import queue
 import struct
 import threading
 from pathlib import Path
+from types import TracebackType
 from typing import NewType
 
 import blake3
 import xxhash
 
 from gitmodel.errors import DamagedObjectError, GitModelError, MissingObjectError, UnsupportedVersionError
-from gitmodel.store.atomic import fsync_dir, temp_name, write_file_atomic
+from gitmodel.store.atomic import fsync_dir, start_writeback, temp_name, write_file_atomic
 
 ChunkId = NewType("ChunkId", str)
 """xxh3-128 of a chunk's raw bytes: 32 lowercase hex digits."""
@@ -96,12 +98,16 @@ class ChunkStore:
     def has_chunk(self, cid: ChunkId) -> bool:
         return self.chunk_path(cid).exists()
 
-    def put_chunk(self, cid: ChunkId, data: bytes | memoryview) -> int:
-        """Store `data` under `cid` unless present; return the bytes written (0 if present)."""
+    def put_chunk(self, cid: ChunkId, data: bytes | memoryview, committer: Committer | None = None) -> int:
+        """Store `data` under `cid` unless present; return the bytes written (0 if present).
+
+        With a `committer`, the fsync and rename happen on its thread, in order, while the
+        caller goes on compressing: the object is in place once `committer.close()` returns.
+        """
         path = self.chunk_path(cid)
         if _refresh(path):
             return 0
-        return self._write_object(path, data)
+        return self._write_object(path, data, committer)
 
     def get_chunk(self, cid: ChunkId) -> bytes:
         """The raw bytes of a chunk, verified against its id."""
@@ -140,7 +146,7 @@ class ChunkStore:
             fsync_dir(directory)
 
     # -- container ----------------------------------------------------------------------
-    def _write_object(self, path: Path, data: bytes | memoryview) -> int:
+    def _write_object(self, path: Path, data: bytes | memoryview, committer: Committer | None = None) -> int:
         self.ensure()
         raw_len = len(data)
         codec, payload = self._encode(data)
@@ -149,12 +155,21 @@ class ChunkStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         try:
             _write_all(fd, header, payload)
+            if committer is not None:
+                start_writeback(fd, 0, 0)  # 0 length: to the end of the file
+                committer.submit(fd, tmp, path)
+                return HEADER_SIZE + len(payload)
             os.fsync(fd)
         except BaseException:
             os.close(fd)
             _unlink(tmp)
             raise
         os.close(fd)
+        self._install(tmp, path)
+        return HEADER_SIZE + len(payload)
+
+    def _install(self, tmp: Path, path: Path) -> None:
+        """Rename a durable temporary object into place and remember its directory."""
         parent = path.parent
         created = not parent.is_dir()
         if created:
@@ -168,7 +183,6 @@ class ChunkStore:
             self._dirty_dirs.add(parent)
             if created:
                 self._dirty_dirs.add(parent.parent)
-        return HEADER_SIZE + len(payload)
 
     def _encode(self, data: bytes | memoryview) -> tuple[int, bytes | memoryview]:
         if self.zstd_level <= 0 or len(data) < 64:
@@ -228,6 +242,68 @@ class ChunkStore:
         except Exception as exc:  # zstandard raises ZstdError on corrupt frames
             raise DamagedObjectError(str(path), "a valid zstd frame", str(exc)) from None
         return out
+
+
+class Committer:
+    """Makes written objects durable and renames them into place on a thread of its own.
+
+    Chunk workers hand over an open temporary file as soon as its bytes are written (and
+    writeback has started), so compression never waits for the disk. The queue is bounded
+    to bound open file descriptors. An object becomes visible only after its fsync, so the
+    store still holds only whole objects whatever moment the process dies.
+    """
+
+    def __init__(self, store: ChunkStore, depth: int = 64) -> None:
+        self._store = store
+        self._queue: queue.Queue[tuple[int, Path, Path] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="gitmodel-commit", daemon=True)
+        self._thread.start()
+
+    def submit(self, fd: int, tmp: Path, path: Path) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((fd, tmp, path))
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            fd, tmp, path = item
+            try:
+                if self._error is None:
+                    os.fsync(fd)
+            except BaseException as exc:
+                self._error = exc
+            finally:
+                os.close(fd)
+            if self._error is not None:
+                _unlink(tmp)
+                continue
+            try:
+                self._store._install(tmp, path)
+            except BaseException as exc:
+                self._error = exc
+
+    def close(self) -> None:
+        """Wait until every submitted object is in place; re-raise the first failure."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> Committer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except BaseException:
+            pass  # the original exception is the one to report
 
 
 def codec_name(codec: int) -> str:
