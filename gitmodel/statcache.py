@@ -17,8 +17,11 @@ from pathlib import Path
 from gitmodel.store.atomic import write_file_atomic
 
 _VERSION = 1
-# Coarse filesystem clocks (FAT: 2 s) and kernel timer ticks stay well under this.
+# How long after a file's mtime its recording can be trusted. A filesystem that stores
+# whole seconds (FAT even rounds to 2 s) needs seconds; one with sub-second timestamps
+# stamps writes from the kernel's coarse clock, whose tick is a few milliseconds.
 _RACY_NS = 3_000_000_000
+_RACY_FINE_NS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class StatCache:
         e = self._entries.get(relpath)
         if e is None or (e.size, e.mtime_ns, e.ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
             return None
-        if e.recorded_ns - e.mtime_ns < _RACY_NS:
+        if _racy(e):
             return None
         return e.digest
 
@@ -64,7 +67,7 @@ class StatCache:
     def record(self, relpath: str, st: os.stat_result, digest: str) -> None:
         new = Entry(st.st_size, st.st_mtime_ns, st.st_ino, digest, time.time_ns())
         old = self._entries.get(relpath)
-        if old is not None and _key(old) == _key(new) and new.recorded_ns - new.mtime_ns < _RACY_NS:
+        if old is not None and _key(old) == _key(new) and _racy(new):
             return  # still racy: re-recording changes nothing
         self._entries[relpath] = new
         self._dirty = True
@@ -86,3 +89,9 @@ class StatCache:
 
 def _key(e: Entry) -> tuple[int, int, int, str]:
     return e.size, e.mtime_ns, e.ino, e.digest
+
+
+def _racy(e: Entry) -> bool:
+    """True if a write in the same clock tick as the recording could have kept this mtime."""
+    window = _RACY_NS if e.mtime_ns % 1_000_000_000 == 0 else _RACY_FINE_NS
+    return e.recorded_ns - e.mtime_ns < window
