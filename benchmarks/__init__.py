@@ -1,0 +1,1 @@
+"""Benchmarks for git-model: a checkpoint-series generator and a cp / Git LFS / git-model comparison."""
