@@ -40,9 +40,9 @@ class StatCache:
         self._dirty = False
         try:
             doc = json.loads(path.read_bytes())
-            if doc.get("version") == _VERSION:
-                self._entries = {k: Entry(*v) for k, v in doc["entries"].items()}
-        except (OSError, ValueError, KeyError, TypeError):
+            if isinstance(doc, dict) and doc.get("version") == _VERSION:
+                self._entries = {str(k): Entry(*v) for k, v in dict(doc["entries"]).items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             self._entries = {}  # a cache: when in doubt, start empty
 
     def entry(self, relpath: str) -> Entry | None:

@@ -47,6 +47,10 @@ def parse(buf: memoryview) -> Layout:
     for name, info in header.items():
         if name == "__metadata__":
             continue
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FormatError(f"tensor name {name!r} is not valid Unicode") from None
         tensors.append(_tensor(name, info, data_start, data_len))
     tensors.sort(key=lambda t: (t.offset, t.length))
     segments = [Segment(0, data_start)]

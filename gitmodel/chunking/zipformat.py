@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 import struct
+import warnings
 import zipfile
 
 from gitmodel.chunking import FormatError, Layout, Segment, Tensor
@@ -64,6 +66,8 @@ def parse(buf: memoryview) -> Layout:
     end = 0
     for i, info in enumerate(infos):
         start = info.header_offset
+        if start < 0:
+            raise FormatError(f"member {info.filename!r} has a negative offset")
         data_start = _data_start(buf, start)
         data_end = data_start + info.compress_size
         if start < end or data_end > size:
@@ -75,7 +79,9 @@ def parse(buf: memoryview) -> Layout:
         end = nxt
         if info.compress_type != zipfile.ZIP_STORED:
             continue
-        if is_torch and "/data/" in "/" + info.filename:
+        if info.file_size != info.compress_size:
+            raise FormatError(f"stored member {info.filename!r} has two different sizes")
+        if is_torch and _is_storage(info.filename):
             tensors.append(Tensor(info.filename, "storage", (info.file_size,), data_start, info.file_size))
         elif is_npz:
             tensor = _npy_tensor(buf, info.filename[: -len(".npy")], data_start, info.file_size)
@@ -85,6 +91,12 @@ def parse(buf: memoryview) -> Layout:
         segments.append(Segment(end, size - end))
     fmt = "pytorch" if is_torch else "npz" if is_npz else "zip"
     return Layout(fmt, segments, tensors)
+
+
+def _is_storage(name: str) -> bool:
+    """PyTorch keeps each storage at <archive>/data/<key>; other members are bookkeeping."""
+    parts = name.split("/")
+    return len(parts) == 3 and parts[1] == "data" and parts[2] != ""
 
 
 def _data_start(buf: memoryview, header_offset: int) -> int:
@@ -119,10 +131,19 @@ def _npy_tensor(buf: memoryview, name: str, start: int, length: int) -> Tensor |
         (hlen,) = struct.unpack_from("<I", head, 8)
         body = 12
     try:
-        meta = ast.literal_eval(head[body : body + hlen].decode("latin1"))
+        with warnings.catch_warnings():  # a damaged header may hold odd escapes; not our user's concern
+            warnings.simplefilter("ignore")
+            meta = ast.literal_eval(head[body : body + hlen].decode("latin1"))
         descr, shape = meta["descr"], tuple(int(d) for d in meta["shape"])
-    except (ValueError, SyntaxError, KeyError, TypeError):
+    except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError):
         return None
-    dtype = _NPY_DTYPES.get(str(descr).lstrip("<|="), str(descr)) if isinstance(descr, str) else "record"
+    if not isinstance(descr, str) or not re.fullmatch(r"[<|=]?[biufc][1-9][0-9]*", descr):
+        return None  # records, objects, big-endian: keep the member, list no tensor
+    code = descr.lstrip("<|=")
     data_off = start + body + hlen
-    return Tensor(name, dtype, shape, data_off, start + length - data_off)
+    count = 1
+    for d in shape:
+        count *= d
+    if count * int(code[1:]) != start + length - data_off:
+        raise FormatError(f"array {name!r}: header shape {list(shape)} does not fill its data")
+    return Tensor(name, _NPY_DTYPES.get(code, code), shape, data_off, start + length - data_off)

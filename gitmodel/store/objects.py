@@ -211,6 +211,8 @@ class ChunkStore:
         magic, version, codec, flags, raw_len = _HEADER.unpack_from(blob)
         if magic != MAGIC:
             raise DamagedObjectError(str(path), f"magic {MAGIC!r}", f"{magic!r}")
+        if version < 1:
+            raise DamagedObjectError(str(path), f"container version 1..{CONTAINER_VERSION}", f"version {version}")
         if version > CONTAINER_VERSION:
             raise UnsupportedVersionError(
                 f"object {path} has container version {version}; pip install -U git-model"
