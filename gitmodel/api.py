@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat as stat_mod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,15 +19,11 @@ from gitmodel.errors import (
     NotAModelError,
 )
 from gitmodel.gitrepo import GitRepo
-from gitmodel.ingest import Progress, ingest_file
 from gitmodel.manifest import Manifest
-from gitmodel.materialize import file_digest, materialize
+from gitmodel.progress import ProgressFactory
 from gitmodel.statcache import StatCache
 from gitmodel.store.atomic import write_file_atomic
 from gitmodel.store.objects import ChunkStore, ManifestId
-
-ProgressFactory = Callable[[str, int], Progress]
-"""Called once per file with (label, total bytes); returns the callback fed with bytes done."""
 
 DIFF_DRIVER = "gitmodel"
 ATTRIBUTES_LINE = f"*{ptr.SUFFIX} diff={DIFF_DRIVER}"
@@ -58,6 +54,10 @@ class Workspace:
             raise GitModelError(f"cannot read {relpath}: {exc.strerror}") from None
         return ptr.decode(data, relpath)
 
+    def save_cache(self) -> None:
+        with self.git.lock():
+            self.cache.save()
+
     def read_manifest(self, mid: str) -> Manifest:
         return Manifest.decode(self.store.get_manifest(ManifestId(mid)), mid)
 
@@ -66,6 +66,8 @@ class Workspace:
         cached = self.cache.lookup(relpath, st)
         if cached is not None:
             return cached
+        from gitmodel.materialize import file_digest  # heavy imports only when hashing
+
         digest = file_digest(self.git.abspath(relpath), progress(f"hashing {relpath}", st.st_size) if progress else None)
         self.cache.record(relpath, st, digest)
         return digest
@@ -89,11 +91,11 @@ def init(start: Path | None = None) -> InitResult:
     else:
         load_config(git)  # refuse a config from a newer release before touching anything
     ws.store.ensure()
-    attributes = git.workdir / ".gitattributes"
-    _append_line(attributes, ATTRIBUTES_LINE)
-    _append_line(git.workdir / ".gitignore", IGNORE_TEMPS)
-    git.config_set(f"diff.{DIFF_DRIVER}.xfuncname", XFUNCNAME)
-    git.stage([CONFIG_NAME, ".gitattributes", ".gitignore"])
+    with git.lock():
+        _append_line(git.workdir / ".gitattributes", ATTRIBUTES_LINE)
+        _append_line(git.workdir / ".gitignore", IGNORE_TEMPS)
+        git.config_set(f"diff.{DIFF_DRIVER}.xfuncname", XFUNCNAME)
+        git.stage([CONFIG_NAME, ".gitattributes", ".gitignore"])
     return InitResult(created, ws.store.root)
 
 
@@ -153,6 +155,7 @@ def add(ws: Workspace, path: Path, name: str | None = None, progress: ProgressFa
     written = chunks = 0
     warnings: list[str] = []
     ws.store.ensure()
+    from gitmodel.ingest import ingest_file  # heavy imports only when adding
     for member in members:
         entry_path = member[len(base_dir):]
         member_st = os.stat(git.abspath(member))
@@ -176,11 +179,12 @@ def add(ws: Workspace, path: Path, name: str | None = None, progress: ProgressFa
     pointer = ptr.Pointer(model_name, kind, tuple(entries), old.metadata if old else {})
     encoded = pointer.encode()
     pointer_abs = git.abspath(pointer_rel)
-    changed = not (pointer_abs.is_file() and pointer_abs.read_bytes() == encoded)
-    if changed:
-        write_file_atomic(pointer_abs, encoded)  # after the manifests: never names what is missing
-    git.stage([pointer_rel, _ignore_model(git, rel)])
-    ws.cache.save()
+    with git.lock():
+        changed = not (pointer_abs.is_file() and pointer_abs.read_bytes() == encoded)
+        if changed:
+            write_file_atomic(pointer_abs, encoded)  # after the manifests: never names what is missing
+        git.stage([pointer_rel, _ignore_model(git, rel)])
+        ws.cache.save()
     return AddResult(model_name, rel, pointer_rel, len(entries), pointer.size, written, chunks, changed, tuple(warnings))
 
 
@@ -317,6 +321,7 @@ def _maybe_relpath(git: GitRepo, target: str) -> str | None:
 class CheckoutResult:
     restored: list[str] = field(default_factory=list)
     up_to_date: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -332,6 +337,7 @@ def checkout(
     result = CheckoutResult()
     plan: list[tuple[ptr.FileEntry, str]] = []
     conflicts: list[str] = []
+    removals: list[tuple[str, str]] = []
     for model in models:
         for entry, rel in model.file_paths():
             action = _plan_file(ws, entry, rel, progress)
@@ -341,9 +347,11 @@ def checkout(
                 conflicts.append(rel)
             else:
                 plan.append((entry, rel))
+        removals += [(rel, model.model_path) for rel in _extra_files_to_remove(ws, model, force, progress)]
     if conflicts:
-        ws.cache.save()
+        ws.save_cache()
         raise LocalChangesError(conflicts)
+    from gitmodel.materialize import materialize  # heavy imports only when writing
     for entry, rel in plan:
         try:
             manifest = ws.read_manifest(entry.manifest)
@@ -357,8 +365,51 @@ def checkout(
             continue
         ws.cache.record(rel, os.stat(target), entry.digest)
         result.restored.append(rel)
-    ws.cache.save()
+    for rel, model_path in removals:
+        _remove_model_file(ws, rel, model_path)
+        result.removed.append(rel)
+    ws.save_cache()
     return result
+
+
+def _extra_files(ws: Workspace, model: Model) -> list[str]:
+    """Files inside a directory model that its pointer does not list."""
+    if model.pointer.kind != "directory" or not ws.git.abspath(model.model_path).is_dir():
+        return []
+    listed = {rel for _, rel in model.file_paths()}
+    return [f for f in _directory_files(ws.git.workdir, model.model_path) if f not in listed]
+
+
+def _extra_files_to_remove(ws: Workspace, model: Model, force: bool, progress: ProgressFactory | None) -> list[str]:
+    """Extras git-model put there itself (another version's files) go; others only with --force.
+
+    Switching a directory model to a version without some file must drop that file, as
+    `git checkout` drops a tracked file the other commit lacks; a file the user added is
+    theirs, and only `--force` (make the directory exactly the pointer's) removes it.
+    """
+    out = []
+    for rel in _extra_files(ws, model):
+        if force:
+            out.append(rel)
+            continue
+        st = os.stat(ws.git.abspath(rel))
+        known = ws.cache.entry(rel)
+        if known is not None and (known.size, known.mtime_ns, known.ino) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            if ws.current_digest(rel, st, progress) == known.digest:
+                out.append(rel)
+    return out
+
+
+def _remove_model_file(ws: Workspace, rel: str, model_path: str) -> None:
+    """Delete a file of a directory model, and the subdirectories of the model it leaves empty."""
+    path = ws.git.abspath(rel)
+    path.unlink()
+    ws.cache.forget(rel)
+    model_root = ws.git.abspath(model_path)
+    parent = path.parent
+    while parent != model_root and model_root in parent.parents and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
 
 
 def _plan_file(ws: Workspace, entry: ptr.FileEntry, rel: str, progress: ProgressFactory | None) -> str:
@@ -411,17 +462,11 @@ def status(ws: Workspace, progress: ProgressFactory | None = None) -> list[Model
                 same = ws.current_digest(rel, st, progress) == entry.digest
                 files.append(FileStatus(rel, "clean" if same else "modified"))
             in_store = in_store and _in_store(ws, entry.manifest)
-        if model.pointer.kind == "directory":
-            listed = {rel for _, rel in model.file_paths()}
-            directory = ws.git.abspath(model.model_path)
-            if directory.is_dir():
-                for extra in _directory_files(ws.git.workdir, model.model_path):
-                    if extra not in listed:
-                        files.append(FileStatus(extra, "extra"))
+        files += [FileStatus(extra, "extra") for extra in _extra_files(ws, model)]
         states = {f.state for f in files}
         state = "clean" if states == {"clean"} else "missing" if states == {"missing"} else "modified"
         out.append(ModelStatus(model.pointer.name, model.model_path, model.pointer_path, state, in_store, tuple(files)))
-    ws.cache.save()
+    ws.save_cache()
     return out
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 import pygit2
@@ -63,14 +65,53 @@ class GitRepo:
     def indexed_paths(self, suffix: str) -> list[str]:
         return sorted(e.path for e in self._index() if e.path.endswith(suffix))
 
-    def stage(self, relpaths: Iterable[str]) -> None:
-        index = self._index()
+    def stage(self, relpaths: Iterable[str], wait: float = 10.0) -> None:
+        """Add files to the index; wait out another git command's index.lock for a while."""
+        paths = list(relpaths)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                index = self._index()
+                for rel in paths:
+                    index.add(rel)
+                index.write()
+                return
+            except (pygit2.GitError, OSError) as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise GitModelError(
+                        f"cannot update Git's index: {exc}; if no git command is running, remove {self.git_dir / 'index.lock'}"
+                    ) from None
+                time.sleep(0.05)
+
+    @contextmanager
+    def lock(self, wait: float = 120.0) -> Iterator[None]:
+        """Serialize git-model's read-modify-write of the index, .gitignore files and caches.
+
+        Two `git model add` runs in one working tree would otherwise each read the index,
+        add their pointer and write it back, and one of the two pointers would be lost.
+        """
+        path = self.git_dir / "gitmodel.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            for rel in relpaths:
-                index.add(rel)
-            index.write()
-        except (pygit2.GitError, OSError) as exc:
-            raise GitModelError(f"cannot update Git's index: {exc}; is another git command running?") from None
+            try:
+                import fcntl
+            except ImportError:  # pragma: no cover - not POSIX: no lock, as before
+                yield
+                return
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise GitModelError(
+                            f"another git model command has held {path} for {wait:.0f} s; try again when it is done"
+                        ) from None
+                    time.sleep(0.02)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def is_ignored(self, relpath: str) -> bool:
         return bool(self._repo.path_is_ignored(relpath))

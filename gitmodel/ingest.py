@@ -6,7 +6,6 @@ import mmap
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +16,9 @@ import xxhash
 from gitmodel.chunking import Layout, Tensor, detect_layout, plan_chunks
 from gitmodel.errors import GitModelError
 from gitmodel.manifest import Manifest, TensorEntry
+from gitmodel.progress import Progress
 from gitmodel.store.objects import ChunkId, ChunkStore, Committer, ManifestId
 
-Progress = Callable[[int], None]
-"""Called with a number of bytes just processed; must be cheap and thread-agnostic."""
 
 # The hashing thread reads this much at a time, then lets the kernel drop those pages from
 # our mapping: resident memory stays flat however large the file is.

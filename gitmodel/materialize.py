@@ -12,7 +12,8 @@ from pathlib import Path
 import blake3
 
 from gitmodel.errors import DamagedObjectError, GitModelError
-from gitmodel.ingest import Progress, workers
+from gitmodel.ingest import workers
+from gitmodel.progress import Progress
 from gitmodel.manifest import Manifest
 from gitmodel.store.atomic import fsync_dir, start_writeback, temp_name
 from gitmodel.store.objects import ChunkId, ChunkStore

@@ -36,14 +36,8 @@ class Entry:
 class StatCache:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._entries: dict[str, Entry] = {}
-        self._dirty = False
-        try:
-            doc = json.loads(path.read_bytes())
-            if isinstance(doc, dict) and doc.get("version") == _VERSION:
-                self._entries = {str(k): Entry(*v) for k, v in dict(doc["entries"]).items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            self._entries = {}  # a cache: when in doubt, start empty
+        self._entries = _load(path)
+        self._changed: set[str] = set()
 
     def entry(self, relpath: str) -> Entry | None:
         return self._entries.get(relpath)
@@ -70,21 +64,41 @@ class StatCache:
         if old is not None and _key(old) == _key(new) and _racy(new):
             return  # still racy: re-recording changes nothing
         self._entries[relpath] = new
-        self._dirty = True
+        self._changed.add(relpath)
 
     def forget(self, relpath: str) -> None:
-        if self._entries.pop(relpath, None) is not None:
-            self._dirty = True
+        self._entries.pop(relpath, None)
+        self._changed.add(relpath)
 
     def save(self) -> None:
-        if not self._dirty:
+        """Write our changes over what is on disk now (another command may have saved since).
+
+        Callers hold the repository lock, so the read and the write are not interleaved.
+        """
+        if not self._changed:
             return
-        doc = {"version": _VERSION, "entries": {k: list(v.__dict__.values()) for k, v in sorted(self._entries.items())}}
+        merged = _load(self.path)
+        for key in self._changed:
+            if key in self._entries:
+                merged[key] = self._entries[key]
+            else:
+                merged.pop(key, None)
+        doc = {"version": _VERSION, "entries": {k: list(v.__dict__.values()) for k, v in sorted(merged.items())}}
         try:
             write_file_atomic(self.path, json.dumps(doc, separators=(",", ":")).encode())
         except OSError:
             pass  # a cache that cannot be saved only costs a re-hash next time
-        self._dirty = False
+        self._changed.clear()
+
+
+def _load(path: Path) -> dict[str, Entry]:
+    try:
+        doc = json.loads(path.read_bytes())
+        if isinstance(doc, dict) and doc.get("version") == _VERSION:
+            return {str(k): Entry(*v) for k, v in dict(doc["entries"]).items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return {}  # a cache: when in doubt, start empty
 
 
 def _key(e: Entry) -> tuple[int, int, int, str]:

@@ -44,7 +44,12 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="git model", standalone_mode=False)
+        # make_context + invoke instead of cli.main: click's own handler would print a
+        # blank line on Ctrl-C and catch errors before we can give them one line each
+        with cli.make_context("git model", list(args)) as ctx:
+            cli.invoke(ctx)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
     except GitModelError as exc:
         _fail(f"error: {exc}", EXIT_ERROR)
     except click.exceptions.Abort:

@@ -25,12 +25,13 @@ def command(targets: tuple[str, ...], force: bool, quiet: bool, as_json: bool) -
     elif not quiet:
         for rel in result.restored:
             click.echo(f"restored {rel}")
+        for rel in result.removed:
+            click.echo(f"removed {rel} (not in this version)")
         if result.up_to_date and not result.restored and not result.failed:
             click.echo(f"{len(result.up_to_date)} model file(s) already up to date")
-    for line in result.errors:
-        click.echo(f"git model: error: {line}", err=True)
     if result.failed:
+        more = f" (and {len(result.failed) - 1} more file(s))" if len(result.failed) > 1 else ""
         raise GitModelError(
-            f"{len(result.failed)} file(s) could not be checked out: their data is not in the store "
-            "(were they added in another clone? copy that clone's store here)"
+            f"{result.errors[0]}{more}; was it added in another clone? "
+            "point 'git config model.store' at that clone's store, or copy the store here"
         )

@@ -6,8 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from gitmodel.api import ProgressFactory
-from gitmodel.ingest import Progress
+from gitmodel.progress import Progress, ProgressFactory
 
 
 def human_bytes(n: float) -> str:
