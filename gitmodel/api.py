@@ -335,7 +335,7 @@ def checkout(
     """Materialize the models' files from the store; refuse to clobber local changes."""
     models = select_models(ws, targets)
     result = CheckoutResult()
-    plan: list[tuple[ptr.FileEntry, str]] = []
+    plan: list[tuple[ptr.FileEntry, str, bool]] = []
     conflicts: list[str] = []
     removals: list[tuple[str, str]] = []
     for model in models:
@@ -346,19 +346,21 @@ def checkout(
             elif action == "conflict" and not force:
                 conflicts.append(rel)
             else:
-                plan.append((entry, rel))
+                # the old file may go before the new one is whole only if the store has it
+                plan.append((entry, rel, action == "write"))
         removals += [(rel, model.model_path) for rel in _extra_files_to_remove(ws, model, force, progress)]
     if conflicts:
         ws.save_cache()
         raise LocalChangesError(conflicts)
     from gitmodel.materialize import materialize  # heavy imports only when writing
-    for entry, rel in plan:
+    for entry, rel, discard_old in plan:
         try:
             manifest = ws.read_manifest(entry.manifest)
             if manifest.digest != entry.digest or manifest.size != entry.size:
                 raise GitModelError(f"{rel}: the pointer and its manifest {entry.manifest} disagree")
             target = ws.git.abspath(rel)
-            materialize(ws.store, manifest, target, progress(f"checking out {rel}", entry.size) if progress else None)
+            materialize(ws.store, manifest, target, progress(f"checking out {rel}", entry.size) if progress else None,
+                        discard_old=discard_old)
         except MissingObjectError as exc:
             result.failed.append(rel)
             result.errors.append(f"{rel}: {exc}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import mmap
 import os
+import queue
 import re
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -43,19 +45,30 @@ def file_digest(path: Path, progress: Progress | None = None) -> str:
     return "blake3:" + hasher.hexdigest()
 
 
-def materialize(store: ChunkStore, manifest: Manifest, target: Path, progress: Progress | None = None) -> None:
+def materialize(
+    store: ChunkStore,
+    manifest: Manifest,
+    target: Path,
+    progress: Progress | None = None,
+    discard_old: bool = False,
+) -> None:
     """Write the file `manifest` describes at `target`, atomically and verified.
 
-    Chunks are read and decompressed by worker threads (zstd and xxhash release the GIL)
-    while this thread writes them in order and hashes the output; at most 2 x workers
-    chunks are in memory at once. Each chunk is verified against its id as it is read,
-    and the whole file against the manifest's BLAKE3 digest before the rename.
+    Three kinds of thread share the work: readers fetch and verify chunks (file reads,
+    zstd and xxhash release the GIL), this thread hashes them in order with BLAKE3, and a
+    writer thread writes them out; at most 2 x workers + 8 chunks are in memory. Each chunk
+    is verified against its id as it is read, the whole file against the manifest's digest
+    before the rename. With `discard_old` (the file there is one the store can rebuild),
+    the old file is moved aside at once and deleted while the new one is written: freeing a
+    large file's page cache and blocks takes about as long as writing it.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(target.parent)
     tmp = target.parent / (temp_name(TEMP_PREFIX) + "." + target.name)
     mode = 0o666 & ~_umask()
+    remover = _discard(target) if discard_old else None
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    writer = _Writer(fd)
     try:
         hasher = blake3.blake3()
         n = workers()
@@ -70,33 +83,30 @@ def materialize(store: ChunkStore, manifest: Manifest, target: Path, progress: P
                         return
                     pending.append(pool.submit(_read_chunk, store, item[0], item[1]))
 
-            written = flushed = 0
             try:
                 fill()
                 while pending:
                     data = pending.popleft().result()
                     fill()
+                    writer.put(data)
                     hasher.update(data)
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    written += len(data)
-                    if written - flushed >= _WRITEBACK_EVERY:
-                        start_writeback(fd, flushed, written - flushed)
-                        flushed = written
                     if progress is not None:
                         progress(len(data))
             except BaseException:
                 for fut in pending:
                     fut.cancel()
                 raise
+        writer.finish()
         got = "blake3:" + hasher.hexdigest()
         if got != manifest.digest:
             raise DamagedObjectError(str(target), manifest.digest, got)
         os.fsync(fd)
     except BaseException:
+        writer.abort()
         os.close(fd)
         _unlink(tmp)
+        if remover is not None:
+            remover.join()
         raise
     os.close(fd)
     try:
@@ -104,7 +114,70 @@ def materialize(store: ChunkStore, manifest: Manifest, target: Path, progress: P
     except OSError as exc:
         _unlink(tmp)
         raise GitModelError(f"cannot write {target}: {exc.strerror}") from None
+    finally:
+        if remover is not None:
+            remover.join()
     fsync_dir(target.parent)
+
+
+class _Writer(threading.Thread):
+    """Writes chunks to a file in order, starting writeback as it goes."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(name="gitmodel-write", daemon=True)
+        self._fd = fd
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._error: BaseException | None = None
+        self._abort = False
+        self.start()
+
+    def put(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+
+    def run(self) -> None:
+        written = flushed = 0
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            if self._error is not None or self._abort:
+                continue  # drain, so put() never blocks forever
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view):]
+                written += len(data)
+                if written - flushed >= _WRITEBACK_EVERY:
+                    start_writeback(self._fd, flushed, written - flushed)
+                    flushed = written
+            except BaseException as exc:
+                self._error = exc
+
+    def finish(self) -> None:
+        self._queue.put(None)
+        self.join()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        self._abort = True
+        if self.is_alive():
+            self._queue.put(None)
+            self.join()
+
+
+def _discard(target: Path) -> threading.Thread | None:
+    """Move `target` aside under a temporary name and delete it on a thread of its own."""
+    trash = target.parent / (temp_name(TEMP_PREFIX) + ".old." + target.name)
+    try:
+        os.rename(target, trash)
+    except FileNotFoundError:
+        return None
+    thread = threading.Thread(target=_unlink, args=(trash,), name="gitmodel-discard", daemon=True)
+    thread.start()
+    return thread
 
 
 def _read_chunk(store: ChunkStore, cid: ChunkId, length: int) -> bytes:

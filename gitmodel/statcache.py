@@ -19,9 +19,9 @@ from gitmodel.store.atomic import write_file_atomic
 _VERSION = 1
 # How long after a file's mtime its recording can be trusted. A filesystem that stores
 # whole seconds (FAT even rounds to 2 s) needs seconds; one with sub-second timestamps
-# stamps writes from the kernel's coarse clock, whose tick is a few milliseconds.
+# stamps writes from the kernel's coarse clock, whose tick is 1-10 ms.
 _RACY_NS = 3_000_000_000
-_RACY_FINE_NS = 100_000_000
+_RACY_FINE_NS = 20_000_000
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,5 @@
+"""`python -m gitmodel ...` runs the same command line as `git model ...`."""
+
+from gitmodel.cli import main
+
+main()
