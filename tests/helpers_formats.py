@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from gitmodel.chunking import Layout
+from gitmodel.chunking import Layout, Segment
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,19 @@ def assert_tiles(layout: Layout, size: int) -> None:
         assert seg.length >= 0
         pos += seg.length
     assert pos == size
+
+
+def assert_opaque(path: Path, label: str, reason: str) -> None:
+    """The file fell back to opaque chunking, with one warning line naming `reason`."""
+    layout, data = layout_of(path)
+    assert layout.format == "opaque"
+    assert layout.tensors == []
+    assert layout.segments == [Segment(0, len(data), cdc=True)]
+    assert layout.warning is not None
+    assert layout.warning.startswith(f"{label} header is damaged (")
+    assert layout.warning.endswith("); stored as opaque bytes")
+    assert "\n" not in layout.warning
+    assert reason in layout.warning, layout.warning
 
 
 def assert_chunks_tile(chunks: list[tuple[int, int]], size: int) -> None:

@@ -98,15 +98,7 @@ def test_bytes_between_and_after_tensors_are_segments(tmp_path: Path) -> None:
 
 
 def _assert_opaque(path: Path, reason: str) -> None:
-    layout, data = hf.layout_of(path)
-    assert layout.format == "opaque"
-    assert layout.tensors == []
-    assert layout.segments == [Segment(0, len(data), cdc=True)]
-    assert layout.warning is not None
-    assert layout.warning.startswith("safetensors header is damaged (")
-    assert layout.warning.endswith("); stored as opaque bytes")
-    assert "\n" not in layout.warning
-    assert reason in layout.warning, layout.warning
+    hf.assert_opaque(path, "safetensors", reason)
 
 
 @pytest.fixture

@@ -147,14 +147,7 @@ def test_zip_with_data_descriptors(tmp_path: Path) -> None:
 
 
 def _assert_opaque(path: Path, reason: str) -> None:
-    layout, data = hf.layout_of(path)
-    assert layout.format == "opaque"
-    assert layout.tensors == []
-    assert layout.segments == [Segment(0, len(data), cdc=True)]
-    assert layout.warning is not None
-    assert layout.warning.startswith("zip header is damaged (")
-    assert layout.warning.endswith("); stored as opaque bytes")
-    assert reason in layout.warning, layout.warning
+    hf.assert_opaque(path, "zip", reason)
 
 
 def test_central_directory_cut_off(torch_file: Path) -> None:
