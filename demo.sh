@@ -108,7 +108,8 @@ echo "restored model.safetensors is byte-identical to v$LAST"
 
 step "Go back to the first version"
 run git checkout "${REVS[0]}" -- model.safetensors.model.toml
-run git model checkout model.safetensors --force
+# no --force: the file there is exactly what git-model restored, so it is not a local change
+run git model checkout model
 run cmp model.safetensors "$SERIES/v0.safetensors"
 echo "model.safetensors is byte-identical to v0"
 run git model status
