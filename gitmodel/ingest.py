@@ -82,10 +82,16 @@ def _ingest_mapped(store: ChunkStore, fd: int, size: int, path: Path, progress: 
             if progress is not None:
                 progress(length)
 
+        claimed: set[ChunkId] = set()  # ids this run already stores: repeated tensors, zero pages
+        claim_lock = threading.Lock()
+
         def work(offset: int, length: int) -> tuple[ChunkId, int, int]:
             data = buf[offset : offset + length]
             cid = ChunkId(xxhash.xxh3_128_hexdigest(data))
-            nbytes = store.put_chunk(cid, data, committer)
+            with claim_lock:
+                first = cid not in claimed
+                claimed.add(cid)
+            nbytes = store.put_chunk(cid, data, committer) if first else 0
             data.release()
             _drop_pages(chunk_map, offset, length)
             return cid, length, nbytes

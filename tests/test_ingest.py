@@ -229,3 +229,18 @@ def test_file_growing_during_ingest_is_refused(store: ChunkStore, tmp_path: Path
         ingest_file(store, path, progress=grow)
     assert str(exc.value) == f"{path} changed while it was being added; add it again when it is complete"
     assert list(store.tmp_dir.iterdir()) == []
+
+
+def test_repeated_chunks_in_one_file_are_written_once(store: ChunkStore, tmp_path: Path) -> None:
+    """Tied weights: two identical 8 MiB tensors give the same four pieces, stored once."""
+    g = hf.rng(41)
+    tied = hf.f32(g, 2048, 1024)
+    path = hf.save_safetensors(tmp_path / "tied.safetensors", {"embed": tied, "lm_head": tied.copy()})
+    result = ingest_file(store, path)
+    data = _check_common(store, path, result)
+    ids = [cid for cid, _ in result.manifest.chunks]
+    assert len(ids) == 5 and len(set(ids)) == 3  # header, then the same two pieces twice
+    objects = sorted(p for p in (store.root / "objects" / "chunks").rglob("*") if p.is_file())
+    assert len(objects) == 3
+    assert result.chunks_written == 3
+    assert result.bytes_written == sum(p.stat().st_size for p in objects) < len(data) - 8 * MiB
