@@ -208,15 +208,16 @@ class ChunkStore:
 
     def _read_object(self, path: Path, kind: str, oid: str) -> bytes:
         try:
-            with open(path, "rb") as f:
-                blob = f.read()
+            with open(path, "rb", buffering=0) as f:
+                head = f.read(HEADER_SIZE)
+                payload = f.readall()  # the payload alone: raw chunks are returned without a copy
         except FileNotFoundError:
             raise MissingObjectError(kind, oid) from None
         except OSError as exc:
             raise GitModelError(f"cannot read {kind} {oid} at {path}: {exc.strerror}") from None
-        if len(blob) < HEADER_SIZE:
-            raise DamagedObjectError(str(path), "a 16-byte header", f"{len(blob)} bytes")
-        magic, version, codec, flags, raw_len = _HEADER.unpack_from(blob)
+        if len(head) < HEADER_SIZE:
+            raise DamagedObjectError(str(path), "a 16-byte header", f"{len(head)} bytes")
+        magic, version, codec, flags, raw_len = _HEADER.unpack_from(head)
         if magic != MAGIC:
             raise DamagedObjectError(str(path), f"magic {MAGIC!r}", f"{magic!r}")
         if version < 1:
@@ -227,9 +228,8 @@ class ChunkStore:
             )
         if flags != 0:
             raise DamagedObjectError(str(path), "flags 0", f"flags {flags}")
-        payload = memoryview(blob)[HEADER_SIZE:]
         if codec == CODEC_RAW:
-            data = bytes(payload)
+            data = payload
         elif codec == CODEC_ZSTD:
             data = self._decompress(payload, raw_len, path)
         else:
@@ -240,7 +240,7 @@ class ChunkStore:
             raise DamagedObjectError(str(path), f"{raw_len} bytes", f"{len(data)} bytes")
         return data
 
-    def _decompress(self, payload: memoryview, raw_len: int, path: Path) -> bytes:
+    def _decompress(self, payload: bytes, raw_len: int, path: Path) -> bytes:
         decompressor = getattr(self._local, "decompressor", None)
         if decompressor is None:
             import zstandard
