@@ -19,6 +19,14 @@ class BadPathError(GitModelError):
     """A path given by the user cannot be used (outside the repo, tracked, missing...)."""
 
 
+class FileChangedError(GitModelError):
+    """A file changed (shrank, grew or was rewritten) while git-model was reading it."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(f"{path} changed while it was being read; run the command again when it is complete")
+        self.path = path
+
+
 class NotAModelError(GitModelError):
     """A name or path names no model pointer."""
 

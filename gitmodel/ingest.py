@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import mmap
 import os
+import stat
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,17 +13,17 @@ from pathlib import Path
 import blake3
 import xxhash
 
-from gitmodel.chunking import Layout, Tensor, detect_layout, plan_chunks
-from gitmodel.errors import GitModelError
+from gitmodel.chunking import PIECE_SIZE, Layout, Tensor, detect_layout, plan_chunks
+from gitmodel.chunking.source import FileBytes, read_into
+from gitmodel.errors import FileChangedError, GitModelError
 from gitmodel.manifest import Manifest, TensorEntry
 from gitmodel.progress import Progress
 from gitmodel.store.objects import ChunkId, ChunkStore, Committer, ManifestId
 
 
-# The hashing thread reads this much at a time, then lets the kernel drop those pages from
-# our mapping: resident memory stays flat however large the file is.
+# The hashing thread reads this much at a time: resident memory stays flat however large
+# the file is, and each read is large enough to cost nothing in system calls.
 _HASH_WINDOW = 16 << 20
-_PAGE = mmap.PAGESIZE
 
 
 def workers() -> int:
@@ -43,63 +43,63 @@ def ingest_file(store: ChunkStore, path: Path, progress: Progress | None = None)
     """Store the file at `path`; return its manifest (written after all its chunks)."""
     store.ensure()
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not hang us
     except OSError as exc:
         raise GitModelError(f"cannot read {path}: {exc.strerror}") from None
     try:
         before = os.fstat(fd)
-        size = before.st_size
-        if size == 0:
-            layout = detect_layout(memoryview(b""), path.name)
-            result = _finish(store, layout, [], blake3.blake3().hexdigest(), [], 0, 0)
-        else:
-            result = _ingest_mapped(store, fd, size, path, progress)
+        if not stat.S_ISREG(before.st_mode):
+            raise GitModelError(f"{path} is not a regular file")
+        source = FileBytes(fd, before.st_size, path)
+        layout = detect_layout(source, path.name)
+        chunks, file_digest, tensor_digests, written = _store_chunks(store, fd, source, layout, path, progress)
         after = os.fstat(fd)
     finally:
         os.close(fd)
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-        raise GitModelError(f"{path} changed while it was being added; add it again when it is complete")
-    return result
+    if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (before.st_size, before.st_mtime_ns, before.st_ctime_ns):
+        raise FileChangedError(path)
+    return _finish(store, layout, chunks, file_digest, tensor_digests, *written)
 
 
-def _ingest_mapped(store: ChunkStore, fd: int, size: int, path: Path, progress: Progress | None) -> IngestResult:
-    chunk_map = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
-    buf = memoryview(chunk_map)
+def _store_chunks(
+    store: ChunkStore, fd: int, source: FileBytes, layout: Layout, path: Path, progress: Progress | None
+) -> tuple[list[tuple[ChunkId, int]], str, list[str], tuple[int, int]]:
+    """Chunk, hash and store the file; return its chunks, digests and (bytes, chunks) written."""
+    hasher = _FileHasher(fd, len(source), layout.tensors, path)
+    hasher.start()
+    chunks: list[tuple[ChunkId, int]] = []
+    written = [0, 0]
+    pending: deque[Future[tuple[ChunkId, int, int]]] = deque()
+    claimed: set[ChunkId] = set()  # ids this run already stores: repeated tensors, zero pages
+    claim_lock = threading.Lock()
+    buffers = threading.local()  # one reusable read buffer per worker
+
+    def collect(fut: Future[tuple[ChunkId, int, int]]) -> None:
+        cid, length, nbytes = fut.result()
+        chunks.append((cid, length))
+        if nbytes:
+            written[0] += nbytes
+            written[1] += 1
+        if progress is not None:
+            progress(length)
+
+    def work(offset: int, length: int) -> tuple[ChunkId, int, int]:
+        buf = getattr(buffers, "buf", None)
+        if buf is None or len(buf) < length:
+            buf = buffers.buf = bytearray(max(length, PIECE_SIZE))
+        data = read_into(fd, buf, offset, length, path)
+        cid = ChunkId(xxhash.xxh3_128_hexdigest(data))
+        with claim_lock:
+            first = cid not in claimed
+            claimed.add(cid)
+        nbytes = store.put_chunk(cid, data, committer) if first else 0
+        return cid, length, nbytes
+
+    n = workers()
     try:
-        layout = detect_layout(buf, path.name)
-        hasher = _FileHasher(fd, size, layout.tensors)
-        hasher.start()
-        chunks: list[tuple[ChunkId, int]] = []
-        written = [0, 0]
-        pending: deque[Future[tuple[ChunkId, int, int]]] = deque()
-
-        def collect(fut: Future[tuple[ChunkId, int, int]]) -> None:
-            cid, length, nbytes = fut.result()
-            chunks.append((cid, length))
-            if nbytes:
-                written[0] += nbytes
-                written[1] += 1
-            if progress is not None:
-                progress(length)
-
-        claimed: set[ChunkId] = set()  # ids this run already stores: repeated tensors, zero pages
-        claim_lock = threading.Lock()
-
-        def work(offset: int, length: int) -> tuple[ChunkId, int, int]:
-            data = buf[offset : offset + length]
-            cid = ChunkId(xxhash.xxh3_128_hexdigest(data))
-            with claim_lock:
-                first = cid not in claimed
-                claimed.add(cid)
-            nbytes = store.put_chunk(cid, data, committer) if first else 0
-            data.release()
-            _drop_pages(chunk_map, offset, length)
-            return cid, length, nbytes
-
-        n = workers()
         with Committer(store) as committer, ThreadPoolExecutor(max_workers=n, thread_name_prefix="gitmodel-chunk") as pool:
             try:
-                for offset, length in plan_chunks(layout, buf):
+                for offset, length in plan_chunks(layout, source):
                     pending.append(pool.submit(work, offset, length))
                     if len(pending) >= 2 * n:
                         collect(pending.popleft())
@@ -108,17 +108,13 @@ def _ingest_mapped(store: ChunkStore, fd: int, size: int, path: Path, progress: 
             except BaseException:
                 for fut in pending:
                     fut.cancel()
-                hasher.stop()
                 raise
-        file_digest, tensor_digests = hasher.result()
-        store.sync()  # chunks are durable before the manifest that names them is written
-        return _finish(store, layout, chunks, file_digest, tensor_digests, written[0], written[1])
-    finally:
-        buf.release()
-        try:
-            chunk_map.close()
-        except BufferError:  # a worker's slice still alive after an error; GC closes it
-            pass
+    except BaseException:
+        hasher.stop()
+        raise
+    file_digest, tensor_digests = hasher.result()
+    store.sync()  # chunks are durable before the manifest that names them is written
+    return chunks, file_digest, tensor_digests, (written[0], written[1])
 
 
 def _finish(
@@ -146,18 +142,19 @@ def _finish(
 
 
 class _FileHasher(threading.Thread):
-    """BLAKE3 of the whole file and xxh3-128 of each tensor, on its own mapping and thread.
+    """BLAKE3 of the whole file and xxh3-128 of each tensor, read on a thread of its own.
 
     blake3 and xxhash release the GIL on large buffers, so this runs beside the chunk
     workers instead of adding a second pass over the file.
     """
 
-    def __init__(self, fd: int, size: int, tensors: list[Tensor]) -> None:
+    def __init__(self, fd: int, size: int, tensors: list[Tensor], path: Path) -> None:
         super().__init__(name="gitmodel-hash", daemon=True)
-        self._map = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        self._fd = fd
         self._size = size
+        self._path = path
         self._tensors = tensors  # parsers list tensors in file order
-        self._digests: dict[int, str] = {}
+        self._digests: list[str] = []
         self._file_digest = ""
         self._error: BaseException | None = None
         self._stop_flag = threading.Event()
@@ -169,15 +166,15 @@ class _FileHasher(threading.Thread):
             self._error = exc
 
     def _hash(self) -> None:
-        view = memoryview(self._map)
         file_hash = blake3.blake3()
         tensors = self._tensors
         ti = 0
         current: xxhash.xxh3_128 | None = None
+        buf = bytearray(min(_HASH_WINDOW, self._size))
         pos = 0
         while pos < self._size and not self._stop_flag.is_set():
             end = min(pos + _HASH_WINDOW, self._size)
-            window = view[pos:end]
+            window = read_into(self._fd, buf, pos, end - pos, self._path)
             file_hash.update(window)
             # feed every tensor overlapping [pos, end); tensors are sorted and disjoint
             while ti < len(tensors) and tensors[ti].offset < end:
@@ -187,46 +184,26 @@ class _FileHasher(threading.Thread):
                     current = xxhash.xxh3_128()
                 lo, hi = max(t.offset, pos), min(t_end, end)
                 if hi > lo:
-                    current.update(view[lo:hi])
+                    current.update(window[lo - pos : hi - pos])
                 if t_end <= end:
-                    self._digests[ti] = current.hexdigest()
+                    self._digests.append(current.hexdigest())
                     current = None
                     ti += 1
                 else:
                     break
-            window.release()
-            _drop_pages(self._map, pos, end - pos)
             pos = end
         while ti < len(tensors):  # zero-length tensors at the very end
-            self._digests[ti] = (current or xxhash.xxh3_128()).hexdigest()
+            self._digests.append((current or xxhash.xxh3_128()).hexdigest())
             current = None
             ti += 1
         self._file_digest = file_hash.hexdigest()
-        view.release()
 
     def stop(self) -> None:
         self._stop_flag.set()
         self.join()
-        self._close()
 
     def result(self) -> tuple[str, list[str]]:
         self.join()
-        self._close()
         if self._error is not None:
             raise self._error
-        return self._file_digest, [self._digests[i] for i in range(len(self._tensors))]
-
-    def _close(self) -> None:
-        try:
-            self._map.close()
-        except BufferError:
-            pass
-
-
-def _drop_pages(mapping: mmap.mmap, offset: int, length: int) -> None:
-    """Release pages of a read-only file mapping we are done with (they stay in page cache)."""
-    start = offset - offset % _PAGE
-    try:
-        mapping.madvise(mmap.MADV_DONTNEED, start, offset + length - start)
-    except (AttributeError, ValueError, OSError):
-        pass
+        return self._file_digest, self._digests

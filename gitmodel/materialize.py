@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import mmap
 import os
 import queue
 import re
+import stat
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import blake3
 
-from gitmodel.errors import DamagedObjectError, GitModelError
+from gitmodel.chunking.source import read_into
+from gitmodel.errors import DamagedObjectError, FileChangedError, GitModelError
 from gitmodel.ingest import workers
 from gitmodel.progress import Progress
 from gitmodel.manifest import Manifest
@@ -28,20 +29,23 @@ _WRITEBACK_EVERY = 32 << 20
 
 
 def file_digest(path: Path, progress: Progress | None = None) -> str:
-    """`blake3:` digest of a file on disk, reading a window at a time."""
+    """`blake3:` digest of a file on disk, read a window at a time."""
     hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size:
-            with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mapping:
-                view = memoryview(mapping)
-                for pos in range(0, size, _WINDOW):
-                    end = min(pos + _WINDOW, size)
-                    hasher.update(view[pos:end])
-                    mapping.madvise(mmap.MADV_DONTNEED, pos, end - pos)
-                    if progress is not None:
-                        progress(end - pos)
-                view.release()
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise GitModelError(f"{path} is not a regular file")
+        buf = bytearray(min(_WINDOW, st.st_size))
+        for pos in range(0, st.st_size, _WINDOW):
+            n = min(_WINDOW, st.st_size - pos)
+            hasher.update(read_into(fd, buf, pos, n, path))
+            if progress is not None:
+                progress(n)
+        if os.fstat(fd).st_size != st.st_size:
+            raise FileChangedError(path)
+    finally:
+        os.close(fd)
     return "blake3:" + hasher.hexdigest()
 
 

@@ -227,7 +227,7 @@ def test_file_growing_during_ingest_is_refused(store: ChunkStore, tmp_path: Path
 
     with pytest.raises(GitModelError) as exc:
         ingest_file(store, path, progress=grow)
-    assert str(exc.value) == f"{path} changed while it was being added; add it again when it is complete"
+    assert str(exc.value) == f"{path} changed while it was being read; run the command again when it is complete"
     assert list(store.tmp_dir.iterdir()) == []
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import xxhash
 
+from gitmodel.chunking.source import ByteSource
+
 # Pieces of a large segment are counted from the segment's start, so rows appended to an
 # embedding leave every earlier piece byte-identical. 4 MiB keeps the per-chunk overhead
 # (one file, one fsync) small against the bytes moved, and memory per worker bounded.
@@ -57,8 +59,12 @@ def opaque(size: int, warning: str | None = None) -> Layout:
     return Layout("opaque", [Segment(0, size, cdc=True)] if size else [], [], warning)
 
 
-def detect_layout(buf: memoryview, name: str) -> Layout:
-    """Parse `buf` (the whole file, usually an mmap) by its magic and name; never raises."""
+def detect_layout(buf: ByteSource, name: str) -> Layout:
+    """Parse `buf` (the whole file) by its magic and name.
+
+    Never raises for what the file holds: a header that cannot be trusted gives an opaque
+    layout with a warning. Only a file that changes under us (FileChangedError) escapes.
+    """
     from gitmodel.chunking import gguf, safetensors, zipformat
 
     size = len(buf)
@@ -77,6 +83,8 @@ def detect_layout(buf: memoryview, name: str) -> Layout:
         layout = parser(buf)
     except FormatError as exc:
         return opaque(size, f"{label} header is damaged ({exc}); stored as opaque bytes")
+    except RecursionError:  # JSON nested thousands deep: only damage does that
+        return opaque(size, f"{label} header is damaged (nested too deeply); stored as opaque bytes")
     _check_cover(layout, size)
     return layout
 
@@ -92,7 +100,7 @@ def _check_cover(layout: Layout, size: int) -> None:
         raise AssertionError(f"{layout.format} parser covered {pos} of {size} bytes")
 
 
-def plan_chunks(layout: Layout, buf: memoryview) -> Iterator[tuple[int, int]]:
+def plan_chunks(layout: Layout, buf: ByteSource) -> Iterator[tuple[int, int]]:
     """Yield (offset, length) of each chunk, in file order, covering the whole file."""
     group_start = -1
     group_len = 0

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from gitmodel.chunking.source import ByteSource
+
 CDC_AVG = 1 << 20
 # pyfastcdc derives min = avg/4 and max = avg*4 (256 KiB .. 4 MiB), matching PIECE_SIZE.
 # The window bounds how much of the file is touched ahead of the chunk workers.
 _WINDOW = 64 << 20
 
 
-def cdc_spans(buf: memoryview, offset: int, length: int) -> Iterator[tuple[int, int]]:
+def cdc_spans(buf: ByteSource, offset: int, length: int) -> Iterator[tuple[int, int]]:
     """Yield (offset, length) chunks of buf[offset:offset+length], content-defined.
 
     FastCDC starts each chunk's search afresh at the chunk's first byte, so cutting a

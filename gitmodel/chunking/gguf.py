@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 from gitmodel.chunking import FormatError, Layout, Segment, Tensor
+from gitmodel.chunking.source import ByteSource
 
 # ggml type id -> (name, elements per block, bytes per block), for the types whose block
 # layout is fixed and well known; other types are measured up to the next tensor.
@@ -23,7 +24,7 @@ _MAX_COUNT = 1 << 32  # no real file has more tensors or keys than this; a bigge
 
 
 class _Reader:
-    def __init__(self, buf: memoryview) -> None:
+    def __init__(self, buf: ByteSource) -> None:
         self.buf = buf
         self.pos = 0
 
@@ -31,7 +32,7 @@ class _Reader:
         size = struct.calcsize(fmt)
         if self.pos + size > len(self.buf):
             raise FormatError(f"header ends early at byte {self.pos}")
-        (value,) = struct.unpack_from(fmt, self.buf, self.pos)
+        (value,) = struct.unpack(fmt, self.buf[self.pos : self.pos + size])
         self.pos += size
         return value  # type: ignore[no-any-return]
 
@@ -46,7 +47,9 @@ class _Reader:
         self.pos += n
         return raw.decode("utf-8", errors="replace")
 
-    def skip_value(self, vtype: int) -> int | float | bool | str | None:
+    def skip_value(self, vtype: int, depth: int = 0) -> int | float | bool | str | None:
+        if depth > 4:  # arrays of arrays exist; deeper nesting only comes from damage
+            raise FormatError("metadata arrays nest too deeply")
         if vtype in _SCALARS:
             return self.unpack(_SCALARS[vtype])
         if vtype == _STRING:
@@ -62,12 +65,12 @@ class _Reader:
                     raise FormatError("array runs past the end of the file")
             else:
                 for _ in range(count):
-                    self.skip_value(etype)
+                    self.skip_value(etype, depth + 1)
             return None
         raise FormatError(f"unknown metadata value type {vtype}")
 
 
-def parse(buf: memoryview) -> Layout:
+def parse(buf: ByteSource) -> Layout:
     r = _Reader(buf)
     r.pos = 4  # magic
     version = r.uint("<I")

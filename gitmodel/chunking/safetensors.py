@@ -7,6 +7,7 @@ import math
 import struct
 
 from gitmodel.chunking import FormatError, Layout, Segment, Tensor
+from gitmodel.chunking.source import ByteSource
 
 # Bits per element; sub-byte float formats exist in recent safetensors releases.
 DTYPE_BITS = {
@@ -20,19 +21,19 @@ DTYPE_BITS = {
 MAX_HEADER = 100_000_000
 
 
-def looks_like(buf: memoryview) -> bool:
+def looks_like(buf: ByteSource) -> bool:
     """A file without the .safetensors suffix is tried only if its first bytes fit."""
     if len(buf) < 10:
         return False
-    (n,) = struct.unpack_from("<Q", buf, 0)
+    (n,) = struct.unpack("<Q", buf[0:8])
     return 2 <= n <= min(MAX_HEADER, len(buf) - 8) and bytes(buf[8:9]) == b"{"
 
 
-def parse(buf: memoryview) -> Layout:
+def parse(buf: ByteSource) -> Layout:
     size = len(buf)
     if size < 8:
         raise FormatError("file shorter than the 8-byte header length")
-    (n,) = struct.unpack_from("<Q", buf, 0)
+    (n,) = struct.unpack("<Q", buf[0:8])
     if n > MAX_HEADER or 8 + n > size:
         raise FormatError(f"header length {n} does not fit a {size}-byte file")
     try:

@@ -10,6 +10,7 @@ import warnings
 import zipfile
 
 from gitmodel.chunking import FormatError, Layout, Segment, Tensor
+from gitmodel.chunking.source import ByteSource
 
 _LOCAL_HEADER = struct.Struct("<4s5HLLLHH")
 _NPY_DTYPES = {
@@ -21,7 +22,7 @@ _NPY_DTYPES = {
 class _BufferFile(io.RawIOBase):
     """A read-only file over a memoryview, so zipfile reads the mmap without copying it."""
 
-    def __init__(self, buf: memoryview) -> None:
+    def __init__(self, buf: ByteSource) -> None:
         self._buf = buf
         self._pos = 0
 
@@ -47,7 +48,7 @@ class _BufferFile(io.RawIOBase):
         return n
 
 
-def parse(buf: memoryview) -> Layout:
+def parse(buf: ByteSource) -> Layout:
     size = len(buf)
     try:
         with zipfile.ZipFile(_BufferFile(buf)) as archive:
@@ -99,10 +100,10 @@ def _is_storage(name: str) -> bool:
     return len(parts) == 3 and parts[1] == "data" and parts[2] != ""
 
 
-def _data_start(buf: memoryview, header_offset: int) -> int:
+def _data_start(buf: ByteSource, header_offset: int) -> int:
     if header_offset + _LOCAL_HEADER.size > len(buf):
         raise FormatError(f"local header at {header_offset} is cut short")
-    fields = _LOCAL_HEADER.unpack_from(buf, header_offset)
+    fields = _LOCAL_HEADER.unpack(buf[header_offset : header_offset + _LOCAL_HEADER.size])
     if fields[0] != b"PK\x03\x04":
         raise FormatError(f"no local header at offset {header_offset}")
     name_len, extra_len = fields[-2], fields[-1]
@@ -118,7 +119,7 @@ def _member_end(info: zipfile.ZipInfo, data_end: int, size: int) -> int:
     return data_end
 
 
-def _npy_tensor(buf: memoryview, name: str, start: int, length: int) -> Tensor | None:
+def _npy_tensor(buf: ByteSource, name: str, start: int, length: int) -> Tensor | None:
     """Read the .npy header of an uncompressed npz member: dtype, shape, where data begins."""
     head = bytes(buf[start : start + min(length, 65536 + 12)])
     if not head.startswith(b"\x93NUMPY") or len(head) < 10:
