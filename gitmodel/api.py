@@ -17,6 +17,7 @@ from gitmodel.errors import (
     LocalChangesError,
     MissingObjectError,
     NotAModelError,
+    UnsupportedVersionError,
 )
 from gitmodel.gitrepo import GitRepo
 from gitmodel.manifest import Manifest
@@ -118,6 +119,7 @@ def add(ws: Workspace, path: Path, name: str | None = None, progress: ProgressFa
     git = ws.git
     rel = git.relpath(path)
     absolute = git.abspath(rel)
+    _check_model_path(rel)
     if rel.endswith(ptr.SUFFIX):
         raise BadPathError(f"{rel} is a pointer; add the model it stands for: {ptr.model_path_of(rel)}")
     try:
@@ -126,6 +128,8 @@ def add(ws: Workspace, path: Path, name: str | None = None, progress: ProgressFa
         raise BadPathError(f"{rel} does not exist") from None
     if stat_mod.S_ISLNK(st.st_mode):
         raise BadPathError(f"{rel} is a symbolic link; add the file it points to")
+    _refuse_symlinked_parents(git, rel)
+    _refuse_nested_models(ws, rel)
     tracked = git.tracked(rel)
     if tracked:
         flag = " -r" if stat_mod.S_ISDIR(st.st_mode) else ""
@@ -178,14 +182,52 @@ def add(ws: Workspace, path: Path, name: str | None = None, progress: ProgressFa
         ws.cache.record(member, member_st, manifest.digest)
     pointer = ptr.Pointer(model_name, kind, tuple(entries), old.metadata if old else {})
     encoded = pointer.encode()
+    try:
+        ptr.decode(encoded, pointer_rel)  # the writer must never write what the reader refuses
+    except ptr.BadPointerError as exc:
+        raise GitModelError(f"cannot write a valid pointer for {rel}: {exc.problem}") from None
     pointer_abs = git.abspath(pointer_rel)
     with git.lock():
+        # the ignore line first: a crash before the pointer must not leave the weights stageable
+        ignore_rel = _ignore_model(git, rel)
         changed = not (pointer_abs.is_file() and pointer_abs.read_bytes() == encoded)
         if changed:
             write_file_atomic(pointer_abs, encoded)  # after the manifests: never names what is missing
-        git.stage([pointer_rel, _ignore_model(git, rel)])
+        git.stage([pointer_rel, ignore_rel])
         ws.cache.save()
     return AddResult(model_name, rel, pointer_rel, len(entries), pointer.size, written, chunks, changed, tuple(warnings))
+
+
+def _check_model_path(rel: str) -> None:
+    """Refuse names the pointer (TOML, UTF-8, '/'-separated) or a .gitignore cannot carry."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadPathError(f"{rel!r} is not valid UTF-8; rename it before adding it") from None
+    if "\\" in rel or any(ord(c) < 0x20 or ord(c) == 0x7F for c in rel):
+        raise BadPathError(f"{rel!r} has a backslash or a control character in its name; rename it before adding it")
+
+
+def _refuse_symlinked_parents(git: GitRepo, rel: str) -> None:
+    parts = rel.split("/")
+    for i in range(1, len(parts)):
+        parent = "/".join(parts[:i])
+        if os.path.islink(git.abspath(parent)):
+            raise BadPathError(f"{parent} is a symbolic link; Git cannot track files beyond it, so add the real path")
+
+
+def _refuse_nested_models(ws: Workspace, rel: str) -> None:
+    """A model inside a directory model, or a directory holding models, would own the same bytes twice."""
+    parts = rel.split("/")
+    for i in range(1, len(parts)):
+        parent = "/".join(parts[:i])
+        if ws.git.tracked(parent + ptr.SUFFIX):
+            raise BadPathError(f"{rel} is inside the directory model {parent}; run 'git model add {parent}' instead")
+    inner = [p for p in ws.git.tracked(rel) if p.endswith(ptr.SUFFIX)]
+    if inner:
+        raise BadPathError(
+            f"{rel} holds the model {ptr.model_path_of(inner[0])}; add the models inside it one by one"
+        )
 
 
 def _read_existing_pointer(ws: Workspace, pointer_rel: str) -> ptr.Pointer | None:
@@ -193,6 +235,8 @@ def _read_existing_pointer(ws: Workspace, pointer_rel: str) -> ptr.Pointer | Non
         return None
     try:
         return ws.read_pointer(pointer_rel)
+    except UnsupportedVersionError:
+        raise  # rewriting it would downgrade it and drop what this release cannot read
     except GitModelError:
         return None  # a broken pointer is simply replaced by the new one
 
@@ -218,8 +262,15 @@ def _directory_files(workdir: Path, rel: str) -> list[str]:
             full = os.path.join(root, f)
             if f.startswith(".gitmodel-tmp."):
                 continue
-            if os.path.islink(full):
+            if f.endswith(ptr.SUFFIX):
+                raise BadPathError(
+                    f"{rel} holds the model {ptr.model_path_of(f'{root_rel}/{f}')}; add the models inside it one by one"
+                )
+            mode = os.lstat(full).st_mode
+            if stat_mod.S_ISLNK(mode):
                 raise BadPathError(f"{root_rel}/{f} is a symbolic link; model directories hold regular files only")
+            if not stat_mod.S_ISREG(mode):
+                raise BadPathError(f"{root_rel}/{f} is not a regular file; model directories hold regular files only")
             out.append(f"{root_rel}/{f}")
     return sorted(out, key=str.encode)
 
@@ -249,15 +300,17 @@ def _escape_ignore(name: str) -> str:
 
 
 def _append_line(path: Path, line: str) -> None:
+    """Add `line` to a text file unless present; bytes, so any encoding of the rest survives."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
-        text = ""
-    if line in text.splitlines():
+        data = b""
+    raw = line.encode("utf-8")
+    if raw in data.splitlines():
         return
-    if text and not text.endswith("\n"):
-        text += "\n"
-    write_file_atomic(path, (text + line + "\n").encode())
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    write_file_atomic(path, data + raw + b"\n")
 
 
 # -- selecting models ---------------------------------------------------------------------
@@ -353,24 +406,30 @@ def checkout(
         ws.save_cache()
         raise LocalChangesError(conflicts)
     from gitmodel.materialize import materialize  # heavy imports only when writing
-    for entry, rel, discard_old in plan:
-        try:
-            manifest = ws.read_manifest(entry.manifest)
-            if manifest.digest != entry.digest or manifest.size != entry.size:
-                raise GitModelError(f"{rel}: the pointer and its manifest {entry.manifest} disagree")
-            target = ws.git.abspath(rel)
-            materialize(ws.store, manifest, target, progress(f"checking out {rel}", entry.size) if progress else None,
-                        discard_old=discard_old)
-        except MissingObjectError as exc:
-            result.failed.append(rel)
-            result.errors.append(f"{rel}: {exc}")
-            continue
-        ws.cache.record(rel, os.stat(target), entry.digest)
-        result.restored.append(rel)
-    for rel, model_path in removals:
-        _remove_model_file(ws, rel, model_path)
-        result.removed.append(rel)
-    ws.save_cache()
+
+    try:
+        for entry, rel, discard_old in plan:
+            try:
+                manifest = ws.read_manifest(entry.manifest)
+                if manifest.digest != entry.digest or manifest.size != entry.size:
+                    raise GitModelError(f"{rel}: the pointer and its manifest {entry.manifest} disagree")
+                missing = next((cid for cid, _ in manifest.chunks if not ws.store.has_chunk(cid)), None)
+                if missing is not None:  # before touching the old file
+                    raise MissingObjectError("chunk", missing)
+                target = ws.git.abspath(rel)
+                materialize(ws.store, manifest, target, progress(f"checking out {rel}", entry.size) if progress else None,
+                            discard_old=discard_old)
+            except MissingObjectError as exc:
+                result.failed.append(rel)
+                result.errors.append(f"{rel}: {exc}")
+                continue
+            ws.cache.record(rel, os.stat(target), entry.digest)
+            result.restored.append(rel)
+        for rel, model_path in removals:
+            _remove_model_file(ws, rel, model_path)
+            result.removed.append(rel)
+    finally:  # what was written is known even if a later file fails or Ctrl-C comes
+        ws.save_cache()
     return result
 
 
@@ -395,10 +454,9 @@ def _extra_files_to_remove(ws: Workspace, model: Model, force: bool, progress: P
             out.append(rel)
             continue
         st = os.stat(ws.git.abspath(rel))
-        known = ws.cache.entry(rel)
-        if known is not None and (known.size, known.mtime_ns, known.ino) == (st.st_size, st.st_mtime_ns, st.st_ino):
-            if ws.current_digest(rel, st, progress) == known.digest:
-                out.append(rel)
+        known = ws.cache.matches_known(rel, st)
+        if known is not None and ws.current_digest(rel, st, progress) == known:
+            out.append(rel)
     return out
 
 
@@ -423,12 +481,11 @@ def _plan_file(ws: Workspace, entry: ptr.FileEntry, rel: str, progress: Progress
         return "write"
     if not stat_mod.S_ISREG(st.st_mode):
         raise BadPathError(f"{rel} exists but is not a regular file; move it away and run checkout again")
-    known = ws.cache.entry(rel)
-    stat_known = known is not None and (known.size, known.mtime_ns, known.ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
+    known = ws.cache.matches_known(rel, st)
     current = ws.current_digest(rel, st, progress)
     if current == entry.digest:
         return "skip"
-    if stat_known and known is not None and known.digest == current:
+    if known == current:
         return "write"  # exactly what git-model last wrote or added here: not a local change
     return "conflict"
 
@@ -457,11 +514,13 @@ def status(ws: Workspace, progress: ProgressFactory | None = None) -> list[Model
         in_store = True
         for entry, rel in model.file_paths():
             try:
-                st = os.stat(ws.git.abspath(rel))
+                st = os.lstat(ws.git.abspath(rel))
             except FileNotFoundError:
                 files.append(FileStatus(rel, "missing"))
+            except NotADirectoryError:  # a file where the model's directory should be
+                files.append(FileStatus(rel, "modified"))
             else:
-                same = ws.current_digest(rel, st, progress) == entry.digest
+                same = stat_mod.S_ISREG(st.st_mode) and ws.current_digest(rel, st, progress) == entry.digest
                 files.append(FileStatus(rel, "clean" if same else "modified"))
             in_store = in_store and _in_store(ws, entry.manifest)
         files += [FileStatus(extra, "extra") for extra in _extra_files(ws, model)]

@@ -18,13 +18,17 @@ class GitRepo:
 
     def __init__(self, start: Path | None = None) -> None:
         start = Path.cwd() if start is None else start
-        found = pygit2.discover_repository(str(start))
+        # `git --git-dir=X --work-tree=Y model ...` and hooks pass these to us
+        env_dir, env_tree = os.environ.get("GIT_DIR"), os.environ.get("GIT_WORK_TREE")
+        found = env_dir if env_dir else pygit2.discover_repository(str(start))
         if found is None:
             raise NotARepositoryError(f"{start} is not inside a Git repository: run 'git init' first")
         try:
             self._repo = pygit2.Repository(found)
         except pygit2.GitError as exc:
             raise NotARepositoryError(f"cannot open the Git repository at {found}: {exc}") from None
+        if env_tree:
+            self._repo.workdir = str(Path(env_tree).resolve())
         if self._repo.is_bare or self._repo.workdir is None:
             raise NotARepositoryError(f"{found} is a bare repository; git-model needs a working tree")
         self.workdir = Path(self._repo.workdir).resolve()
@@ -53,8 +57,14 @@ class GitRepo:
 
     # -- index --------------------------------------------------------------------------
     def _index(self) -> pygit2.Index:
-        index = self._repo.index
-        index.read(False)
+        try:
+            index = self._repo.index
+            index.read(False)
+        except pygit2.GitError as exc:
+            raise GitModelError(
+                f"cannot read Git's index ({exc}); git-model does not support split or sparse indexes yet: "
+                "git config core.splitIndex false; git sparse-checkout disable"
+            ) from None
         return index
 
     def tracked(self, relpath: str) -> list[str]:

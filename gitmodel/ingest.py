@@ -138,6 +138,7 @@ def _finish(
         tensors=tensors,
     )
     mid = store.put_manifest(manifest.encode())
+    store.sync()  # the manifest is durable before a pointer names it
     return IngestResult(mid, manifest, layout.warning, bytes_written, chunks_written)
 
 

@@ -68,11 +68,11 @@ def materialize(
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(target.parent)
-    tmp = target.parent / (temp_name(TEMP_PREFIX) + "." + target.name)
+    tmp = target.parent / (temp_name(TEMP_PREFIX) + "." + _short(target.name))
     mode = 0o666 & ~_umask()
     remover = _discard(target) if discard_old else None
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    writer = _Writer(fd)
+    writer = _Writer(fd, target)
     try:
         hasher = blake3.blake3()
         n = workers()
@@ -104,7 +104,10 @@ def materialize(
         got = "blake3:" + hasher.hexdigest()
         if got != manifest.digest:
             raise DamagedObjectError(str(target), manifest.digest, got)
-        os.fsync(fd)
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise GitModelError(f"cannot write {target}: {exc.strerror or exc}") from None
     except BaseException:
         writer.abort()
         os.close(fd)
@@ -127,9 +130,10 @@ def materialize(
 class _Writer(threading.Thread):
     """Writes chunks to a file in order, starting writeback as it goes."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, target: Path) -> None:
         super().__init__(name="gitmodel-write", daemon=True)
         self._fd = fd
+        self._target = target
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self._error: BaseException | None = None
         self._abort = False
@@ -156,6 +160,8 @@ class _Writer(threading.Thread):
                 if written - flushed >= _WRITEBACK_EVERY:
                     start_writeback(self._fd, flushed, written - flushed)
                     flushed = written
+            except OSError as exc:
+                self._error = GitModelError(f"cannot write {self._target}: {exc.strerror or exc}")
             except BaseException as exc:
                 self._error = exc
 
@@ -174,7 +180,7 @@ class _Writer(threading.Thread):
 
 def _discard(target: Path) -> threading.Thread | None:
     """Move `target` aside under a temporary name and delete it on a thread of its own."""
-    trash = target.parent / (temp_name(TEMP_PREFIX) + ".old." + target.name)
+    trash = target.parent / (temp_name(TEMP_PREFIX) + ".old." + _short(target.name))
     try:
         os.rename(target, trash)
     except FileNotFoundError:
@@ -182,6 +188,12 @@ def _discard(target: Path) -> threading.Thread | None:
     thread = threading.Thread(target=_unlink, args=(trash,), name="gitmodel-discard", daemon=True)
     thread.start()
     return thread
+
+
+def _short(name: str) -> str:
+    """The model's name inside a temporary's: enough to recognise it, short enough that the
+    temporary fits the 255-byte name limit whatever the model's own name length."""
+    return name.encode("utf-8")[:64].decode("utf-8", errors="ignore")
 
 
 def _read_chunk(store: ChunkStore, cid: ChunkId, length: int) -> bytes:

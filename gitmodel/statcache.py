@@ -1,4 +1,4 @@
-"""The stat cache: what each model file's digest was when it last had a given size, mtime and inode.
+"""The stat cache: what each model file's digest was when it last had a given size, mtime, ctime and inode.
 
 It lets `status` and `checkout` skip re-hashing gigabytes that have not changed, the way
 Git's index does. An entry is trusted only when the file's mtime is well before the moment
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gitmodel.store.atomic import write_file_atomic
 
-_VERSION = 1
+_VERSION = 2  # 2: ctime added (an in-place rewrite can restore the mtime, not the ctime)
 # How long after a file's mtime its recording can be trusted. A filesystem that stores
 # whole seconds (FAT even rounds to 2 s) needs seconds; one with sub-second timestamps
 # stamps writes from the kernel's coarse clock, whose tick is 1-10 ms.
@@ -31,6 +31,11 @@ class Entry:
     ino: int
     digest: str
     recorded_ns: int
+    ctime_ns: int
+
+    def matches(self, st: os.stat_result) -> bool:
+        """The file still has the size, mtime, ctime and inode it had when recorded."""
+        return (self.size, self.mtime_ns, self.ctime_ns, self.ino) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 class StatCache:
@@ -45,21 +50,17 @@ class StatCache:
     def lookup(self, relpath: str, st: os.stat_result) -> str | None:
         """The digest recorded for this exact file state, if it can be trusted."""
         e = self._entries.get(relpath)
-        if e is None or (e.size, e.mtime_ns, e.ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
-            return None
-        if _racy(e):
+        if e is None or not e.matches(st) or _racy(e):
             return None
         return e.digest
 
     def matches_known(self, relpath: str, st: os.stat_result) -> str | None:
-        """The recorded digest if the file still has the recorded size/mtime/inode (racy or not)."""
+        """The recorded digest if the file is still as recorded (trusted or racy)."""
         e = self._entries.get(relpath)
-        if e is None or (e.size, e.mtime_ns, e.ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
-            return None
-        return e.digest
+        return e.digest if e is not None and e.matches(st) else None
 
     def record(self, relpath: str, st: os.stat_result, digest: str) -> None:
-        new = Entry(st.st_size, st.st_mtime_ns, st.st_ino, digest, time.time_ns())
+        new = Entry(st.st_size, st.st_mtime_ns, st.st_ino, digest, time.time_ns(), st.st_ctime_ns)
         old = self._entries.get(relpath)
         if old is not None and _key(old) == _key(new) and _racy(new):
             return  # still racy: re-recording changes nothing
@@ -101,8 +102,8 @@ def _load(path: Path) -> dict[str, Entry]:
     return {}  # a cache: when in doubt, start empty
 
 
-def _key(e: Entry) -> tuple[int, int, int, str]:
-    return e.size, e.mtime_ns, e.ino, e.digest
+def _key(e: Entry) -> tuple[int, int, int, int, str]:
+    return e.size, e.mtime_ns, e.ctime_ns, e.ino, e.digest
 
 
 def _racy(e: Entry) -> bool:

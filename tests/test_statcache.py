@@ -45,7 +45,7 @@ def test_file_modified_around_the_recording_is_racy(tmp_path: Path, model: Path)
 
 
 def _cache_file(path: Path, rel: str, st: os.stat_result, recorded_ns: int, digest: str = DIGEST) -> None:
-    doc = {"version": 1, "entries": {rel: [st.st_size, st.st_mtime_ns, st.st_ino, digest, recorded_ns]}}
+    doc = {"version": 2, "entries": {rel: [st.st_size, st.st_mtime_ns, st.st_ino, digest, recorded_ns, st.st_ctime_ns]}}
     path.write_text(json.dumps(doc))
 
 
@@ -182,5 +182,22 @@ def test_corrupt_cache_file_is_an_empty_cache(tmp_path: Path, model: Path, conte
 
 
 def test_entry_fields() -> None:
-    e = Entry(1, 2, 3, DIGEST, 4)
-    assert (e.size, e.mtime_ns, e.ino, e.digest, e.recorded_ns) == (1, 2, 3, DIGEST, 4)
+    e = Entry(1, 2, 3, DIGEST, 4, 5)
+    assert (e.size, e.mtime_ns, e.ino, e.digest, e.recorded_ns, e.ctime_ns) == (1, 2, 3, DIGEST, 4, 5)
+
+
+def test_rewrite_that_restores_the_mtime_is_seen_by_its_ctime(tmp_path: Path, model: Path) -> None:
+    cache, st = _recorded(tmp_path, model)
+    time.sleep(0.01)
+    model.write_bytes(b"WEIGHTS" * 100)  # same size
+    _set_mtime(model, st.st_mtime_ns)  # as rsync --inplace -t or touch -r would
+    assert model.stat().st_ctime_ns != st.st_ctime_ns
+    assert cache.lookup("model.bin", model.stat()) is None
+    assert cache.matches_known("model.bin", model.stat()) is None
+
+
+def test_a_version_1_cache_is_ignored(tmp_path: Path, model: Path) -> None:
+    st = model.stat()
+    doc = {"version": 1, "entries": {"model.bin": [st.st_size, st.st_mtime_ns, st.st_ino, DIGEST, st.st_mtime_ns + 10 * SEC]}}
+    (tmp_path / "cache.json").write_text(json.dumps(doc))
+    assert StatCache(tmp_path / "cache.json").entry("model.bin") is None

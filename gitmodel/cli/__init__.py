@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(EXIT_ERROR)
     except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        _fail(f"error:{where}: {exc.strerror or exc}", EXIT_ERROR)
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"error: {where}{exc.strerror or exc}", EXIT_ERROR)
     except Exception as exc:  # anything else is a bug in git-model
         if debug:
             traceback.print_exc()

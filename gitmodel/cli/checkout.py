@@ -30,8 +30,11 @@ def command(targets: tuple[str, ...], force: bool, quiet: bool, as_json: bool) -
         if result.up_to_date and not result.restored and not result.failed:
             click.echo(f"{len(result.up_to_date)} model file(s) already up to date")
     if result.failed:
-        more = f" (and {len(result.failed) - 1} more file(s))" if len(result.failed) > 1 else ""
+        if len(result.failed) == 1:
+            what = result.errors[0]
+        else:
+            shown = ", ".join(result.failed[:3]) + (f" and {len(result.failed) - 3} more" if len(result.failed) > 3 else "")
+            what = f"{shown}: their data is not in the store"
         raise GitModelError(
-            f"{result.errors[0]}{more}; was it added in another clone? "
-            "point 'git config model.store' at that clone's store, or copy the store here"
+            f"{what}; added in another clone? point 'git config model.store' at that clone's store, or copy it here"
         )

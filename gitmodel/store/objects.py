@@ -112,6 +112,7 @@ class ChunkStore:
         """
         path = self.chunk_path(cid)
         if _refresh(path):
+            self._mark_dirty(path.parent)  # another writer may have renamed it a moment ago
             return 0
         return self._write_object(path, data, committer)
 
@@ -128,7 +129,9 @@ class ChunkStore:
     def put_manifest(self, raw: bytes) -> ManifestId:
         mid = manifest_id_of(raw)
         path = self.manifest_path(mid)
-        if not _refresh(path):
+        if _refresh(path):
+            self._mark_dirty(path.parent)
+        else:
             self._write_object(path, raw)
         return mid
 
@@ -144,6 +147,10 @@ class ChunkStore:
         return data
 
     # -- durability ---------------------------------------------------------------------
+    def _mark_dirty(self, directory: Path) -> None:
+        with self._lock:
+            self._dirty_dirs.add(directory)
+
     def sync(self) -> None:
         """Make every object renamed into place since the last call durable (fsync dirs)."""
         with self._lock:
@@ -153,6 +160,12 @@ class ChunkStore:
 
     # -- container ----------------------------------------------------------------------
     def _write_object(self, path: Path, data: bytes | memoryview, committer: Committer | None = None) -> int:
+        try:
+            return self._write_object_unchecked(path, data, committer)
+        except OSError as exc:
+            raise GitModelError(f"cannot write to the store {self.root}: {exc.strerror or exc}") from None
+
+    def _write_object_unchecked(self, path: Path, data: bytes | memoryview, committer: Committer | None) -> int:
         self.ensure()
         raw_len = len(data)
         codec, payload = self._encode(data)
