@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import queue
 import stat
 import threading
 from collections import deque
@@ -13,17 +14,14 @@ from pathlib import Path
 import blake3
 import xxhash
 
-from gitmodel.chunking import PIECE_SIZE, Layout, Tensor, detect_layout, plan_chunks
-from gitmodel.chunking.source import FileBytes, read_into
+from gitmodel.chunking import Layout, Tensor, detect_layout, plan_chunks
+from gitmodel.chunking.source import FileBytes, read_exact
 from gitmodel.errors import FileChangedError, GitModelError
 from gitmodel.manifest import Manifest, TensorEntry
 from gitmodel.progress import Progress
 from gitmodel.store.objects import ChunkId, ChunkStore, Committer, ManifestId
 
 
-# The hashing thread reads this much at a time: resident memory stays flat however large
-# the file is, and each read is large enough to cost nothing in system calls.
-_HASH_WINDOW = 16 << 20
 
 
 def workers() -> int:
@@ -64,18 +62,21 @@ def ingest_file(store: ChunkStore, path: Path, progress: Progress | None = None)
 def _store_chunks(
     store: ChunkStore, fd: int, source: FileBytes, layout: Layout, path: Path, progress: Progress | None
 ) -> tuple[list[tuple[ChunkId, int]], str, list[str], tuple[int, int]]:
-    """Chunk, hash and store the file; return its chunks, digests and (bytes, chunks) written."""
-    hasher = _FileHasher(fd, len(source), layout.tensors, path)
-    hasher.start()
+    """Chunk, hash and store the file in one read; return chunks, digests, (bytes, chunks) written.
+
+    Workers read and store chunks in parallel; their bytes come back in file order to one
+    hashing thread (BLAKE3 of the file, xxh3-128 of each tensor), so every byte is read once.
+    """
+    hasher = _StreamHasher(layout.tensors)
     chunks: list[tuple[ChunkId, int]] = []
     written = [0, 0]
-    pending: deque[Future[tuple[ChunkId, int, int]]] = deque()
+    pending: deque[Future[tuple[ChunkId, int, int, bytes]]] = deque()
     claimed: set[ChunkId] = set()  # ids this run already stores: repeated tensors, zero pages
     claim_lock = threading.Lock()
-    buffers = threading.local()  # one reusable read buffer per worker
 
-    def collect(fut: Future[tuple[ChunkId, int, int]]) -> None:
-        cid, length, nbytes = fut.result()
+    def collect(fut: Future[tuple[ChunkId, int, int, bytes]]) -> None:
+        cid, length, nbytes, data = fut.result()
+        hasher.feed(data)
         chunks.append((cid, length))
         if nbytes:
             written[0] += nbytes
@@ -83,17 +84,14 @@ def _store_chunks(
         if progress is not None:
             progress(length)
 
-    def work(offset: int, length: int) -> tuple[ChunkId, int, int]:
-        buf = getattr(buffers, "buf", None)
-        if buf is None or len(buf) < length:
-            buf = buffers.buf = bytearray(max(length, PIECE_SIZE))
-        data = read_into(fd, buf, offset, length, path)
+    def work(offset: int, length: int) -> tuple[ChunkId, int, int, bytes]:
+        data = read_exact(fd, offset, length, path)
         cid = ChunkId(xxhash.xxh3_128_hexdigest(data))
         with claim_lock:
             first = cid not in claimed
             claimed.add(cid)
         nbytes = store.put_chunk(cid, data, committer) if first else 0
-        return cid, length, nbytes
+        return cid, length, nbytes, data
 
     n = workers()
     try:
@@ -110,9 +108,9 @@ def _store_chunks(
                     fut.cancel()
                 raise
     except BaseException:
-        hasher.stop()
+        hasher.abort()
         raise
-    file_digest, tensor_digests = hasher.result()
+    file_digest, tensor_digests = hasher.finish()
     store.sync()  # chunks are durable before the manifest that names them is written
     return chunks, file_digest, tensor_digests, (written[0], written[1])
 
@@ -142,69 +140,76 @@ def _finish(
     return IngestResult(mid, manifest, layout.warning, bytes_written, chunks_written)
 
 
-class _FileHasher(threading.Thread):
-    """BLAKE3 of the whole file and xxh3-128 of each tensor, read on a thread of its own.
+class _StreamHasher(threading.Thread):
+    """BLAKE3 of the whole file and xxh3-128 of each tensor, fed the file's bytes in order.
 
-    blake3 and xxhash release the GIL on large buffers, so this runs beside the chunk
-    workers instead of adding a second pass over the file.
+    It runs beside the chunk workers (blake3 and xxhash release the GIL on large buffers);
+    a small queue bounds the bytes waiting for it.
     """
 
-    def __init__(self, fd: int, size: int, tensors: list[Tensor], path: Path) -> None:
+    def __init__(self, tensors: list[Tensor]) -> None:
         super().__init__(name="gitmodel-hash", daemon=True)
-        self._fd = fd
-        self._size = size
-        self._path = path
         self._tensors = tensors  # parsers list tensors in file order
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._file_hash = blake3.blake3()
         self._digests: list[str] = []
-        self._file_digest = ""
+        self._current: xxhash.xxh3_128 | None = None
+        self._ti = 0
+        self._pos = 0
         self._error: BaseException | None = None
-        self._stop_flag = threading.Event()
+        self.start()
+
+    def feed(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
 
     def run(self) -> None:
-        try:
-            self._hash()
-        except BaseException as exc:  # re-raised in the caller's thread by result()
-            self._error = exc
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            if self._error is not None:
+                continue  # drain, so feed() never blocks forever
+            try:
+                self._consume(data)
+            except BaseException as exc:  # re-raised in the caller's thread
+                self._error = exc
 
-    def _hash(self) -> None:
-        file_hash = blake3.blake3()
+    def _consume(self, data: bytes) -> None:
+        self._file_hash.update(data)
+        view = memoryview(data)
+        pos, end = self._pos, self._pos + len(data)
         tensors = self._tensors
-        ti = 0
-        current: xxhash.xxh3_128 | None = None
-        buf = bytearray(min(_HASH_WINDOW, self._size))
-        pos = 0
-        while pos < self._size and not self._stop_flag.is_set():
-            end = min(pos + _HASH_WINDOW, self._size)
-            window = read_into(self._fd, buf, pos, end - pos, self._path)
-            file_hash.update(window)
-            # feed every tensor overlapping [pos, end); tensors are sorted and disjoint
-            while ti < len(tensors) and tensors[ti].offset < end:
-                t = tensors[ti]
-                t_end = t.offset + t.length
-                if current is None:
-                    current = xxhash.xxh3_128()
-                lo, hi = max(t.offset, pos), min(t_end, end)
-                if hi > lo:
-                    current.update(window[lo - pos : hi - pos])
-                if t_end <= end:
-                    self._digests.append(current.hexdigest())
-                    current = None
-                    ti += 1
-                else:
-                    break
-            pos = end
-        while ti < len(tensors):  # zero-length tensors at the very end
-            self._digests.append((current or xxhash.xxh3_128()).hexdigest())
-            current = None
-            ti += 1
-        self._file_digest = file_hash.hexdigest()
+        # feed every tensor overlapping [pos, end); tensors are sorted and disjoint
+        while self._ti < len(tensors) and tensors[self._ti].offset < end:
+            t = tensors[self._ti]
+            t_end = t.offset + t.length
+            if self._current is None:
+                self._current = xxhash.xxh3_128()
+            lo, hi = max(t.offset, pos), min(t_end, end)
+            if hi > lo:
+                self._current.update(view[lo - pos : hi - pos])
+            if t_end > end:
+                break
+            self._digests.append(self._current.hexdigest())
+            self._current = None
+            self._ti += 1
+        self._pos = end
 
-    def stop(self) -> None:
-        self._stop_flag.set()
-        self.join()
-
-    def result(self) -> tuple[str, list[str]]:
+    def finish(self) -> tuple[str, list[str]]:
+        """Wait for every byte fed; return the file's BLAKE3 hex and the tensors' xxh3 hex."""
+        self._queue.put(None)
         self.join()
         if self._error is not None:
             raise self._error
-        return self._file_digest, self._digests
+        while self._ti < len(self._tensors):  # zero-length tensors at the very end
+            self._digests.append((self._current or xxhash.xxh3_128()).hexdigest())
+            self._current = None
+            self._ti += 1
+        return self._file_hash.hexdigest(), self._digests
+
+    def abort(self) -> None:
+        self._error = self._error or RuntimeError("aborted")
+        self._queue.put(None)
+        self.join()
