@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import queue
 import stat
 import threading
 from collections import deque
@@ -18,6 +17,7 @@ from gitmodel.chunking import Layout, Tensor, detect_layout, plan_chunks
 from gitmodel.chunking.source import FileBytes, read_exact
 from gitmodel.errors import FileChangedError, GitModelError
 from gitmodel.manifest import Manifest, TensorEntry
+from gitmodel.pipeline import OrderedStage
 from gitmodel.progress import Progress
 from gitmodel.store.objects import ChunkId, ChunkStore, Committer, ManifestId
 
@@ -76,7 +76,7 @@ def _store_chunks(
 
     def collect(fut: Future[tuple[ChunkId, int, int, bytes]]) -> None:
         cid, length, nbytes, data = fut.result()
-        hasher.feed(data)
+        hasher.put(data)
         chunks.append((cid, length))
         if nbytes:
             written[0] += nbytes
@@ -110,7 +110,7 @@ def _store_chunks(
     except BaseException:
         hasher.abort()
         raise
-    file_digest, tensor_digests = hasher.finish()
+    file_digest, tensor_digests = hasher.digests()
     store.sync()  # chunks are durable before the manifest that names them is written
     return chunks, file_digest, tensor_digests, (written[0], written[1])
 
@@ -140,7 +140,7 @@ def _finish(
     return IngestResult(mid, manifest, layout.warning, bytes_written, chunks_written)
 
 
-class _StreamHasher(threading.Thread):
+class _StreamHasher(OrderedStage[bytes]):
     """BLAKE3 of the whole file and xxh3-128 of each tensor, fed the file's bytes in order.
 
     It runs beside the chunk workers (blake3 and xxhash release the GIL on large buffers);
@@ -148,35 +148,16 @@ class _StreamHasher(threading.Thread):
     """
 
     def __init__(self, tensors: list[Tensor]) -> None:
-        super().__init__(name="gitmodel-hash", daemon=True)
+        super().__init__("gitmodel-hash", depth=8)
         self._tensors = tensors  # parsers list tensors in file order
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self._file_hash = blake3.blake3()
         self._digests: list[str] = []
         self._current: xxhash.xxh3_128 | None = None
         self._ti = 0
         self._pos = 0
-        self._error: BaseException | None = None
         self.start()
 
-    def feed(self, data: bytes) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(data)
-
-    def run(self) -> None:
-        while True:
-            data = self._queue.get()
-            if data is None:
-                return
-            if self._error is not None:
-                continue  # drain, so feed() never blocks forever
-            try:
-                self._consume(data)
-            except BaseException as exc:  # re-raised in the caller's thread
-                self._error = exc
-
-    def _consume(self, data: bytes) -> None:
+    def handle(self, data: bytes) -> None:
         self._file_hash.update(data)
         view = memoryview(data)
         pos, end = self._pos, self._pos + len(data)
@@ -197,19 +178,11 @@ class _StreamHasher(threading.Thread):
             self._ti += 1
         self._pos = end
 
-    def finish(self) -> tuple[str, list[str]]:
+    def digests(self) -> tuple[str, list[str]]:
         """Wait for every byte fed; return the file's BLAKE3 hex and the tensors' xxh3 hex."""
-        self._queue.put(None)
-        self.join()
-        if self._error is not None:
-            raise self._error
+        self.finish()
         while self._ti < len(self._tensors):  # zero-length tensors at the very end
             self._digests.append((self._current or xxhash.xxh3_128()).hexdigest())
             self._current = None
             self._ti += 1
         return self._file_hash.hexdigest(), self._digests
-
-    def abort(self) -> None:
-        self._error = self._error or RuntimeError("aborted")
-        self._queue.put(None)
-        self.join()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import queue
 import re
 import stat
 import threading
@@ -18,6 +17,7 @@ from gitmodel.errors import DamagedObjectError, FileChangedError, GitModelError
 from gitmodel.ingest import workers
 from gitmodel.progress import Progress
 from gitmodel.manifest import Manifest
+from gitmodel.pipeline import OrderedStage
 from gitmodel.store.atomic import fsync_dir, start_writeback, temp_name
 from gitmodel.store.objects import ChunkId, ChunkStore
 
@@ -127,55 +127,27 @@ def materialize(
     fsync_dir(target.parent)
 
 
-class _Writer(threading.Thread):
+class _Writer(OrderedStage[bytes]):
     """Writes chunks to a file in order, starting writeback as it goes."""
 
     def __init__(self, fd: int, target: Path) -> None:
-        super().__init__(name="gitmodel-write", daemon=True)
+        super().__init__("gitmodel-write", depth=8)
         self._fd = fd
         self._target = target
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-        self._error: BaseException | None = None
-        self._abort = False
+        self._written = self._flushed = 0
         self.start()
 
-    def put(self, data: bytes) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(data)
-
-    def run(self) -> None:
-        written = flushed = 0
-        while True:
-            data = self._queue.get()
-            if data is None:
-                return
-            if self._error is not None or self._abort:
-                continue  # drain, so put() never blocks forever
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self._fd, view):]
-                written += len(data)
-                if written - flushed >= _WRITEBACK_EVERY:
-                    start_writeback(self._fd, flushed, written - flushed)
-                    flushed = written
-            except OSError as exc:
-                self._error = GitModelError(f"cannot write {self._target}: {exc.strerror or exc}")
-            except BaseException as exc:
-                self._error = exc
-
-    def finish(self) -> None:
-        self._queue.put(None)
-        self.join()
-        if self._error is not None:
-            raise self._error
-
-    def abort(self) -> None:
-        self._abort = True
-        if self.is_alive():
-            self._queue.put(None)
-            self.join()
+    def handle(self, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            raise GitModelError(f"cannot write {self._target}: {exc.strerror or exc}") from None
+        self._written += len(data)
+        if self._written - self._flushed >= _WRITEBACK_EVERY:
+            start_writeback(self._fd, self._flushed, self._written - self._flushed)
+            self._flushed = self._written
 
 
 def _discard(target: Path) -> threading.Thread | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import queue
 import struct
 import threading
 from pathlib import Path
@@ -14,6 +13,7 @@ import blake3
 import xxhash
 
 from gitmodel.errors import DamagedObjectError, GitModelError, MissingObjectError, UnsupportedVersionError
+from gitmodel.pipeline import OrderedStage
 from gitmodel.store.atomic import fsync_dir, start_writeback, temp_name, write_file_atomic
 
 ChunkId = NewType("ChunkId", str)
@@ -267,7 +267,7 @@ class ChunkStore:
         return out
 
 
-class Committer:
+class Committer(OrderedStage[tuple[int, Path, Path]]):
     """Makes written objects durable and renames them into place on a thread of its own.
 
     Chunk workers hand over an open temporary file as soon as its bytes are written (and
@@ -277,56 +277,36 @@ class Committer:
     """
 
     def __init__(self, store: ChunkStore, depth: int = 64) -> None:
+        super().__init__("gitmodel-commit", depth)
         self._store = store
-        self._queue: queue.Queue[tuple[int, Path, Path] | None] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="gitmodel-commit", daemon=True)
-        self._thread.start()
+        self.start()
 
     def submit(self, fd: int, tmp: Path, path: Path) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put((fd, tmp, path))
+        self.put((fd, tmp, path))
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            fd, tmp, path = item
-            try:
-                if self._error is None:
-                    os.fsync(fd)
-            except BaseException as exc:
-                self._error = exc
-            finally:
-                os.close(fd)
-            if self._error is not None:
-                _unlink(tmp)
-                continue
-            try:
-                self._store._install(tmp, path)
-            except BaseException as exc:
-                self._error = exc
+    def handle(self, item: tuple[int, Path, Path]) -> None:
+        fd, tmp, path = item
+        try:
+            os.fsync(fd)
+        except BaseException:
+            self.discard(item)
+            raise
+        os.close(fd)
+        self._store._install(tmp, path)
 
-    def close(self) -> None:
-        """Wait until every submitted object is in place; re-raise the first failure."""
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+    def discard(self, item: tuple[int, Path, Path]) -> None:
+        fd, tmp, _ = item
+        os.close(fd)
+        _unlink(tmp)
 
     def __enter__(self) -> Committer:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if kind is None:
-            self.close()
-            return
-        try:
-            self.close()
-        except BaseException:
-            pass  # the original exception is the one to report
+            self.finish()
+        else:
+            self.abort()  # the original exception is the one to report
 
 
 def _worth_it(packed: int, raw: int) -> bool:
