@@ -18,7 +18,7 @@ from gitmodel.ingest import workers
 from gitmodel.progress import Progress
 from gitmodel.manifest import Manifest
 from gitmodel.pipeline import OrderedStage
-from gitmodel.store.atomic import fsync_dir, start_writeback, temp_name
+from gitmodel.store.atomic import fsync_dir, start_writeback, temp_name, unlink_quietly, write_all
 from gitmodel.store.objects import ChunkId, ChunkStore
 
 TEMP_PREFIX = ".gitmodel-tmp."
@@ -111,7 +111,7 @@ def materialize(
     except BaseException:
         writer.abort()
         os.close(fd)
-        _unlink(tmp)
+        unlink_quietly(tmp)
         if remover is not None:
             remover.join()
         raise
@@ -119,7 +119,7 @@ def materialize(
     try:
         os.replace(tmp, target)
     except OSError as exc:
-        _unlink(tmp)
+        unlink_quietly(tmp)
         raise GitModelError(f"cannot write {target}: {exc.strerror}") from None
     finally:
         if remover is not None:
@@ -139,9 +139,7 @@ class _Writer(OrderedStage[bytes]):
 
     def handle(self, data: bytes) -> None:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
+            write_all(self._fd, data)
         except OSError as exc:
             raise GitModelError(f"cannot write {self._target}: {exc.strerror or exc}") from None
         self._written += len(data)
@@ -157,7 +155,7 @@ def _discard(target: Path) -> threading.Thread | None:
         os.rename(target, trash)
     except FileNotFoundError:
         return None
-    thread = threading.Thread(target=_unlink, args=(trash,), name="gitmodel-discard", daemon=True)
+    thread = threading.Thread(target=unlink_quietly, args=(trash,), name="gitmodel-discard", daemon=True)
     thread.start()
     return thread
 
@@ -184,7 +182,7 @@ def remove_stale_temps(directory: Path) -> None:
     for name in names:
         m = _TEMP_RE.match(name)
         if m and not _alive(int(m.group(1))):
-            _unlink(directory / name)
+            unlink_quietly(directory / name)
 
 
 def _alive(pid: int) -> bool:
@@ -203,10 +201,3 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -61,25 +61,31 @@ def write_file_atomic(target: Path, data: bytes, tmp_dir: Path | None = None, mo
     tmp = directory / temp_name(".gitmodel-tmp.")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        write_all(fd, data)
         os.fsync(fd)
     except BaseException:
         os.close(fd)
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
         raise
     os.close(fd)
     try:
         os.replace(tmp, target)
     except BaseException:
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
         raise
     fsync_dir(target.parent)
 
 
-def _unlink_quietly(path: Path) -> None:
+def write_all(fd: int, *parts: bytes | memoryview) -> None:
+    """Write every byte of `parts` in order (os.write may write less than asked)."""
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            view = view[os.write(fd, view):]
+
+
+def unlink_quietly(path: Path) -> None:
+    """Remove a temporary; one already gone (or not removable) is not worth an error."""
     try:
         os.unlink(path)
     except OSError:

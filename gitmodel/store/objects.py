@@ -14,7 +14,7 @@ import xxhash
 
 from gitmodel.errors import DamagedObjectError, GitModelError, MissingObjectError, UnsupportedVersionError
 from gitmodel.pipeline import OrderedStage
-from gitmodel.store.atomic import fsync_dir, start_writeback, temp_name, write_file_atomic
+from gitmodel.store.atomic import fsync_dir, start_writeback, temp_name, unlink_quietly, write_all, write_file_atomic
 
 ChunkId = NewType("ChunkId", str)
 """xxh3-128 of a chunk's raw bytes: 32 lowercase hex digits."""
@@ -38,7 +38,6 @@ _MIN_SAVING_SHIFT = 2
 # A chunk larger than this is first judged by compressing its first _SAMPLE bytes, so
 # incompressible data costs a small fraction of a full compression pass.
 _SAMPLE = 128 << 10
-_CODEC_NAMES = {CODEC_RAW: "raw", CODEC_ZSTD: "zstd"}
 
 
 def chunk_id_of(data: bytes | memoryview) -> ChunkId:
@@ -173,7 +172,7 @@ class ChunkStore:
         tmp = self.tmp_dir / temp_name("obj.")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         try:
-            _write_all(fd, header, payload)
+            write_all(fd, header, payload)
             if committer is not None:
                 start_writeback(fd, 0, 0)  # 0 length: to the end of the file
                 committer.submit(fd, tmp, path)
@@ -181,7 +180,7 @@ class ChunkStore:
             os.fsync(fd)
         except BaseException:
             os.close(fd)
-            _unlink(tmp)
+            unlink_quietly(tmp)
             raise
         os.close(fd)
         self._install(tmp, path)
@@ -196,7 +195,7 @@ class ChunkStore:
         try:
             os.replace(tmp, path)
         except BaseException:
-            _unlink(tmp)
+            unlink_quietly(tmp)
             raise
         with self._lock:
             self._dirty_dirs.add(parent)
@@ -297,7 +296,7 @@ class Committer(OrderedStage[tuple[int, Path, Path]]):
     def discard(self, item: tuple[int, Path, Path]) -> None:
         fd, tmp, _ = item
         os.close(fd)
-        _unlink(tmp)
+        unlink_quietly(tmp)
 
     def __enter__(self) -> Committer:
         return self
@@ -312,9 +311,6 @@ class Committer(OrderedStage[tuple[int, Path, Path]]):
 def _worth_it(packed: int, raw: int) -> bool:
     return packed <= raw - (raw >> _MIN_SAVING_SHIFT)
 
-
-def codec_name(codec: int) -> str:
-    return _CODEC_NAMES.get(codec, str(codec))
 
 
 def _parse_store_version(text: str, marker: Path) -> int:
@@ -337,19 +333,3 @@ def _refresh(path: Path) -> bool:
         return False
     except PermissionError:
         return path.exists()
-
-
-def _write_all(fd: int, *parts: bytes | memoryview) -> None:
-    for part in parts:
-        view = memoryview(part)
-        while view:
-            view = view[os.write(fd, view):]
-
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
