@@ -12,7 +12,9 @@ from pathlib import Path
 from gitmodel import pointer as ptr
 from gitmodel.config import CONFIG_NAME, DEFAULT_CONFIG, load_config, store_root
 from gitmodel.errors import (
+    MISSING_DATA_HINT,
     BadPathError,
+    ConflictedPointerError,
     GitModelError,
     LocalChangesError,
     MissingObjectError,
@@ -20,6 +22,7 @@ from gitmodel.errors import (
     UnsupportedVersionError,
 )
 from gitmodel.gitrepo import GitRepo
+from gitmodel.known import KnownDigests
 from gitmodel.manifest import Manifest
 from gitmodel.progress import ProgressFactory
 from gitmodel.statcache import StatCache
@@ -42,11 +45,31 @@ class Workspace:
             load_config(self.git)
         self.store = ChunkStore(store_root(self.git))
         self.store.check_version()
+        # the stat cache only saves hashing; what git-model stored is a separate record, so
+        # bytes status merely observed never pass for bytes checkout may replace
         self.cache = StatCache(self.git.git_dir / "model-statcache.json")
+        self.known = KnownDigests(self.git.git_dir / "model-known-digests")
 
     def pointer_paths(self) -> list[str]:
         """Repo-relative paths of the pointers in Git's index that exist in the working tree."""
         return [p for p in self.git.indexed_paths(ptr.SUFFIX) if self.git.abspath(p).is_file()]
+
+    def rebuildable(self, digest: str) -> str | None:
+        """The manifest id from which the store rebuilds exactly the bytes with `digest`, or None.
+
+        Only such bytes (some version git-model stored or wrote) may be replaced without
+        --force: they are never lost.
+        """
+        mid = self.known.manifest_of(digest)
+        if mid is None or not self.store.has_manifest(ManifestId(mid)):
+            return None
+        try:
+            manifest = self.read_manifest(mid)
+        except GitModelError:
+            return None
+        if manifest.digest != digest or not all(self.store.has_chunk(cid) for cid, _ in manifest.chunks):
+            return None
+        return mid
 
     def read_pointer(self, relpath: str) -> ptr.Pointer:
         try:
@@ -58,6 +81,7 @@ class Workspace:
     def save_cache(self) -> None:
         with self.git.lock():
             self.cache.save()
+            self.known.save()
 
     def read_manifest(self, mid: str) -> Manifest:
         return Manifest.decode(self.store.get_manifest(ManifestId(mid)), mid)
@@ -138,6 +162,8 @@ def add(ws: Workspace, path: Path, name: str | None = None, progress: ProgressFa
             f"first, then 'git model add {rel}'"
         )
     pointer_rel = rel + ptr.SUFFIX
+    if pointer_rel in ws.git.conflicted_paths(ptr.SUFFIX):
+        raise ConflictedPointerError(pointer_rel, unmerged=True)
     old = _read_existing_pointer(ws, pointer_rel)
     if stat_mod.S_ISDIR(st.st_mode):
         kind = "directory"
@@ -153,27 +179,39 @@ def add(ws: Workspace, path: Path, name: str | None = None, progress: ProgressFa
         raise GitModelError(
             f"{model_name!r} is not a valid model name: use letters, digits, '.', '_' and '-' (at most 100)"
         )
+    _refuse_taken_name(ws, model_name, pointer_rel)
     base_dir = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
     old_files = {f.path: f for f in old.files} if old else {}
     entries: list[ptr.FileEntry] = []
     written = chunks = 0
     warnings: list[str] = []
-    ws.store.ensure()
+    try:
+        ws.store.ensure()
+    except OSError as exc:
+        raise _store_error(ws, exc) from None
     from gitmodel.ingest import ingest_file  # heavy imports only when adding
     for member in members:
         entry_path = member[len(base_dir):]
         member_st = os.stat(git.abspath(member))
-        reused = _reuse_entry(ws, member, member_st, old_files.get(entry_path))
+        old_entry = old_files.get(entry_path)
+        reused = _reuse_entry(ws, member, member_st, old_entry)
         if reused is not None:
+            ws.known.record(reused.digest, reused.manifest)
             entries.append(reused)
             continue
         cb = progress(f"adding {member}", member_st.st_size) if progress else None
-        result = ingest_file(ws.store, git.abspath(member), cb)
+        try:
+            result = ingest_file(ws.store, git.abspath(member), cb)
+        except OSError as exc:
+            raise _store_error(ws, exc, member) from None
         written += result.bytes_written
         chunks += result.chunks_written
         if result.warning:
             warnings.append(f"{member}: {result.warning}")
         manifest = result.manifest
+        if old_entry is not None and manifest.digest != old_entry.digest and ws.rebuildable(manifest.digest):
+            warnings.append(_older_version_warning(ws, member, pointer_rel, manifest.digest))
+        ws.known.record(manifest.digest, result.manifest_id)
         tensors = {t.name: ptr.TensorSummary(t.dtype, t.shape, t.digest) for t in manifest.tensors}
         entries.append(
             ptr.FileEntry(entry_path, manifest.size, manifest.digest, result.manifest_id, manifest.format,
@@ -195,7 +233,43 @@ def add(ws: Workspace, path: Path, name: str | None = None, progress: ProgressFa
             write_file_atomic(pointer_abs, encoded)  # after the manifests: never names what is missing
         git.stage([pointer_rel, ignore_rel])
         ws.cache.save()
+        ws.known.save()
     return AddResult(model_name, rel, pointer_rel, len(entries), pointer.size, written, chunks, changed, tuple(warnings))
+
+
+def _store_error(ws: Workspace, exc: OSError, member: str | None = None) -> GitModelError:
+    """An OS error while storing, as one line that names the file and the store."""
+    where = exc.filename if exc.filename else ws.store.root
+    what = f"cannot store {member}" if member else "cannot use the store"
+    return GitModelError(
+        f"{what}: {where}: {exc.strerror or exc}; check that the store {ws.store.root} is writable "
+        "('git config model.store' chooses another)"
+    )
+
+
+def _refuse_taken_name(ws: Workspace, name: str, pointer_rel: str) -> None:
+    """Names address models (tags, versions): two pointers with one name would be ambiguous."""
+    for other in ws.git.indexed_paths(ptr.SUFFIX):
+        if other == pointer_rel or not ws.git.abspath(other).is_file():
+            continue
+        try:
+            taken = ws.read_pointer(other).name == name
+        except GitModelError:
+            continue  # a broken or conflicted pointer names nothing yet
+        if taken:
+            raise GitModelError(
+                f"the name '{name}' is already used by {other}; choose another with --name"
+            )
+
+
+def _older_version_warning(ws: Workspace, member: str, pointer_rel: str, digest: str) -> str:
+    """`add` of an out-of-date file records an older version again: say so, and say which."""
+    commit = ws.git.commit_with_pointer_digest(pointer_rel, digest)
+    which = f"the version of commit {commit}" if commit else f"a version the store already holds ({digest[:19]}...)"
+    return (
+        f"{member} is out of date, not modified: it holds {which}, so its pointer now records that "
+        f"version again; run 'git model checkout' first to get the pointer's version"
+    )
 
 
 def _check_model_path(rel: str) -> None:
@@ -318,6 +392,7 @@ def _append_line(path: Path, line: str) -> None:
 class Model:
     pointer_path: str
     pointer: ptr.Pointer
+    staged: bool = True  # False: the pointer is in the working tree but not in Git's index
 
     @property
     def model_path(self) -> str:
@@ -329,19 +404,60 @@ class Model:
         return [(f, base + f.path) for f in self.pointer.files]
 
 
-def select_models(ws: Workspace, targets: Sequence[str]) -> list[Model]:
-    """The models named by paths (model, pointer or a directory above them) or names; all if none."""
-    paths = ws.pointer_paths()
-    if not targets:
-        return [Model(p, ws.read_pointer(p)) for p in paths]
-    chosen: dict[str, Model] = {}
-    loaded: dict[str, ptr.Pointer] = {}
+@dataclass(frozen=True)
+class UnreadableModel:
+    """A pointer that names a model but cannot be used now: conflicted, broken or deleted."""
 
-    def load(p: str) -> ptr.Pointer:
+    pointer_path: str
+    state: str  # conflicted | broken
+    error: GitModelError
+
+    @property
+    def model_path(self) -> str:
+        return ptr.model_path_of(self.pointer_path)
+
+
+def _all_pointer_paths(ws: Workspace) -> tuple[list[str], set[str], set[str]]:
+    """Every pointer: (sorted paths, the unmerged ones, the ones not in the index)."""
+    indexed = set(ws.git.indexed_paths(ptr.SUFFIX))
+    conflicted = set(ws.git.conflicted_paths(ptr.SUFFIX))
+    unstaged = set(ws.git.untracked_paths(ptr.SUFFIX)) - indexed - conflicted
+    return sorted(indexed | conflicted | unstaged), conflicted, unstaged
+
+
+def _load_model(ws: Workspace, p: str, conflicted: set[str], unstaged: set[str]) -> Model | UnreadableModel:
+    if p in conflicted:
+        return UnreadableModel(p, "conflicted", ConflictedPointerError(p, unmerged=True))
+    if not ws.git.abspath(p).is_file():
+        return UnreadableModel(p, "broken", GitModelError(
+            f"{p} is staged but missing from the working tree: 'git checkout -- {p}' restores it, "
+            f"'git rm --cached {p}' drops the model"
+        ))
+    try:
+        return Model(p, ws.read_pointer(p), staged=p not in unstaged)
+    except ConflictedPointerError as exc:
+        return UnreadableModel(p, "conflicted", exc)
+    except GitModelError as exc:
+        return UnreadableModel(p, "broken", exc)
+
+
+def scan_models(ws: Workspace, targets: Sequence[str]) -> list[Model | UnreadableModel]:
+    """The models named by paths (model, pointer or a directory above them) or names; all if none.
+
+    A conflicted or broken pointer comes back as an UnreadableModel instead of stopping the
+    others; it can be chosen by path, not by name (its name cannot be read).
+    """
+    paths, conflicted, unstaged = _all_pointer_paths(ws)
+    loaded: dict[str, Model | UnreadableModel] = {}
+
+    def load(p: str) -> Model | UnreadableModel:
         if p not in loaded:
-            loaded[p] = ws.read_pointer(p)
+            loaded[p] = _load_model(ws, p, conflicted, unstaged)
         return loaded[p]
 
+    if not targets:
+        return [load(p) for p in paths]
+    chosen: set[str] = set()
     for target in targets:
         matches = []
         rel = _maybe_relpath(ws.git, target)
@@ -351,12 +467,27 @@ def select_models(ws: Workspace, targets: Sequence[str]) -> list[Model]:
                 if rel in (p, model) or model.startswith(rel.rstrip("/") + "/") or rel == "":
                     matches.append(p)
         if not matches and ptr.NAME_RE.fullmatch(target):
-            matches = [p for p in paths if load(p).name == target]
+            for p in paths:
+                m = load(p)
+                if isinstance(m, Model) and m.pointer.name == target:
+                    matches.append(p)
         if not matches:
+            unreadable = next((m for m in map(load, paths) if isinstance(m, UnreadableModel)), None)
+            if unreadable is not None and ptr.NAME_RE.fullmatch(target):
+                raise unreadable.error  # it may be the one named: its problem comes first
             raise NotAModelError(f"'{target}' is not a model: no pointer names it ('git model status' lists the models)")
-        for p in matches:
-            chosen[p] = Model(p, load(p))
-    return [chosen[p] for p in sorted(chosen)]
+        chosen.update(matches)
+    return [load(p) for p in sorted(chosen)]
+
+
+def select_models(ws: Workspace, targets: Sequence[str]) -> list[Model]:
+    """Like scan_models, but a conflicted or broken pointer among them is an error."""
+    out = []
+    for m in scan_models(ws, targets):
+        if isinstance(m, UnreadableModel):
+            raise m.error
+        out.append(m)
+    return out
 
 
 def _maybe_relpath(git: GitRepo, target: str) -> str | None:
@@ -377,6 +508,7 @@ class CheckoutResult:
     removed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # pointers that are conflicted or broken
 
 
 def checkout(
@@ -385,9 +517,19 @@ def checkout(
     force: bool = False,
     progress: ProgressFactory | None = None,
 ) -> CheckoutResult:
-    """Materialize the models' files from the store; refuse to clobber local changes."""
-    models = select_models(ws, targets)
+    """Materialize the models' files from the store; refuse to clobber local changes.
+
+    A file is replaced without `force` only if it is absent or the store can rebuild its
+    bytes exactly; anything else is a local change. Models whose pointer is conflicted or
+    broken are skipped (listed in `skipped` and `errors`); the others are checked out.
+    """
+    scanned = scan_models(ws, targets)
+    models = [m for m in scanned if isinstance(m, Model)]
     result = CheckoutResult()
+    for bad in scanned:
+        if isinstance(bad, UnreadableModel):
+            result.skipped.append(bad.pointer_path)
+            result.errors.append(str(bad.error))
     plan: list[tuple[ptr.FileEntry, str, bool]] = []
     conflicts: list[str] = []
     removals: list[tuple[str, str]] = []
@@ -423,6 +565,7 @@ def checkout(
                 result.failed.append(rel)
                 result.errors.append(f"{rel}: {exc}")
                 continue
+            ws.known.record(entry.digest, entry.manifest)
             ws.cache.record(rel, os.stat(target), entry.digest)
             result.restored.append(rel)
         for rel, model_path in removals:
@@ -442,7 +585,7 @@ def _extra_files(ws: Workspace, model: Model) -> list[str]:
 
 
 def _extra_files_to_remove(ws: Workspace, model: Model, force: bool, progress: ProgressFactory | None) -> list[str]:
-    """Extras git-model put there itself (another version's files) go; others only with --force.
+    """Extras the store can rebuild (another version's files) go; others only with --force.
 
     Switching a directory model to a version without some file must drop that file, as
     `git checkout` drops a tracked file the other commit lacks; a file the user added is
@@ -450,14 +593,14 @@ def _extra_files_to_remove(ws: Workspace, model: Model, force: bool, progress: P
     """
     out = []
     for rel in _extra_files(ws, model):
-        if force:
-            out.append(rel)
-            continue
-        st = os.stat(ws.git.abspath(rel))
-        known = ws.cache.matches_known(rel, st)
-        if known is not None and ws.current_digest(rel, st, progress) == known:
+        if force or _stale_extra(ws, rel, progress):
             out.append(rel)
     return out
+
+
+def _stale_extra(ws: Workspace, rel: str, progress: ProgressFactory | None) -> bool:
+    st = os.lstat(ws.git.abspath(rel))
+    return stat_mod.S_ISREG(st.st_mode) and ws.rebuildable(ws.current_digest(rel, st, progress)) is not None
 
 
 def _remove_model_file(ws: Workspace, rel: str, model_path: str) -> None:
@@ -473,7 +616,7 @@ def _remove_model_file(ws: Workspace, rel: str, model_path: str) -> None:
 
 
 def _plan_file(ws: Workspace, entry: ptr.FileEntry, rel: str, progress: ProgressFactory | None) -> str:
-    """'skip' (already right), 'write' (absent, or a clean earlier version) or 'conflict'."""
+    """'skip' (already right), 'write' (absent, or bytes the store can rebuild) or 'conflict'."""
     target = ws.git.abspath(rel)
     try:
         st = os.lstat(target)
@@ -481,59 +624,121 @@ def _plan_file(ws: Workspace, entry: ptr.FileEntry, rel: str, progress: Progress
         return "write"
     if not stat_mod.S_ISREG(st.st_mode):
         raise BadPathError(f"{rel} exists but is not a regular file; move it away and run checkout again")
-    known = ws.cache.matches_known(rel, st)
     current = ws.current_digest(rel, st, progress)
     if current == entry.digest:
         return "skip"
-    if known == current:
-        return "write"  # exactly what git-model last wrote or added here: not a local change
+    if ws.rebuildable(current) is not None:
+        return "write"  # another version the store holds (out of date): nothing is lost
     return "conflict"
 
 
 # -- status -------------------------------------------------------------------------------
+FILE_STATES = ("clean", "modified", "out of date", "missing", "extra", "stale")
+MODEL_STATES = ("clean", "modified", "out of date", "missing", "conflicted", "broken")
+
+
 @dataclass(frozen=True)
 class FileStatus:
     path: str
-    state: str  # clean | modified | missing | extra
+    state: str  # one of FILE_STATES
 
 
 @dataclass(frozen=True)
 class ModelStatus:
-    name: str
+    name: str | None  # None when the pointer cannot be read
     model_path: str
     pointer_path: str
-    state: str  # clean | modified | missing
-    in_store: bool
+    state: str  # one of MODEL_STATES
+    in_store: bool | None  # None when the pointer cannot be read
     files: tuple[FileStatus, ...]
+    problems: tuple[str, ...] = ()  # the pointer's lines disagree with the store's manifests
+    pointer_staged: bool = True
+    error: str | None = None  # why a conflicted or broken pointer cannot be used
+
+    @property
+    def ok(self) -> bool:
+        """Clean, in the store, consistent and staged: what `status --exit-code` accepts."""
+        return self.state == "clean" and bool(self.in_store) and not self.problems and self.pointer_staged
 
 
-def status(ws: Workspace, progress: ProgressFactory | None = None) -> list[ModelStatus]:
+def status(ws: Workspace, targets: Sequence[str] = (), progress: ProgressFactory | None = None) -> list[ModelStatus]:
+    """Each selected model's state (all models if no targets); see docs/user-guide.md."""
     out = []
-    for model in select_models(ws, ()):
-        files: list[FileStatus] = []
-        in_store = True
-        for entry, rel in model.file_paths():
-            try:
-                st = os.lstat(ws.git.abspath(rel))
-            except FileNotFoundError:
-                files.append(FileStatus(rel, "missing"))
-            except NotADirectoryError:  # a file where the model's directory should be
-                files.append(FileStatus(rel, "modified"))
-            else:
-                same = stat_mod.S_ISREG(st.st_mode) and ws.current_digest(rel, st, progress) == entry.digest
-                files.append(FileStatus(rel, "clean" if same else "modified"))
-            in_store = in_store and _in_store(ws, entry.manifest)
-        files += [FileStatus(extra, "extra") for extra in _extra_files(ws, model)]
-        states = {f.state for f in files}
-        state = "clean" if states == {"clean"} else "missing" if states == {"missing"} else "modified"
-        out.append(ModelStatus(model.pointer.name, model.model_path, model.pointer_path, state, in_store, tuple(files)))
+    for model in scan_models(ws, targets):
+        if isinstance(model, UnreadableModel):
+            out.append(ModelStatus(None, model.model_path, model.pointer_path, model.state, None, (),
+                                   error=str(model.error)))
+            continue
+        out.append(_model_status(ws, model, progress))
     ws.save_cache()
     return out
 
 
-def _in_store(ws: Workspace, mid: str) -> bool:
+def _model_status(ws: Workspace, model: Model, progress: ProgressFactory | None) -> ModelStatus:
+    from gitmodel.consistency import entry_problems
+
+    files: list[FileStatus] = []
+    problems: list[str] = []
+    in_store = True
+    for entry, rel in model.file_paths():
+        files.append(FileStatus(rel, _file_state(ws, entry, rel, progress)))
+        try:
+            manifest = ws.read_manifest(entry.manifest)
+        except GitModelError:
+            in_store = False
+            continue
+        problems += [f"{rel}: {p}" for p in entry_problems(entry, manifest)]
+        in_store = in_store and all(ws.store.has_chunk(cid) for cid, _ in manifest.chunks)
+        if manifest.digest == entry.digest:
+            ws.known.record(entry.digest, entry.manifest)  # the store rebuilds this version
+    for extra in _extra_files(ws, model):
+        files.append(FileStatus(extra, "stale" if _stale_extra(ws, extra, progress) else "extra"))
+    states = {f.state for f in files}
+    if states & {"modified", "extra"}:
+        state = "modified"
+    elif states & {"out of date", "stale"}:
+        state = "out of date"
+    elif "missing" in states:
+        state = "missing"
+    else:
+        state = "clean"
+    return ModelStatus(model.pointer.name, model.model_path, model.pointer_path, state, in_store, tuple(files),
+                       tuple(problems), model.staged)
+
+
+def _file_state(ws: Workspace, entry: ptr.FileEntry, rel: str, progress: ProgressFactory | None) -> str:
     try:
-        manifest = ws.read_manifest(mid)
-    except GitModelError:
-        return False
-    return all(ws.store.has_chunk(cid) for cid, _ in manifest.chunks)
+        st = os.lstat(ws.git.abspath(rel))
+    except FileNotFoundError:
+        return "missing"
+    except NotADirectoryError:  # a file where the model's directory should be
+        return "modified"
+    if not stat_mod.S_ISREG(st.st_mode):
+        return "modified"
+    current = ws.current_digest(rel, st, progress)
+    if current == entry.digest:
+        return "clean"
+    return "out of date" if ws.rebuildable(current) is not None else "modified"
+
+
+def state_hint(m: ModelStatus) -> str | None:
+    """What to do about a model in this state: a command that works in that state."""
+    if m.error is not None:
+        return m.error
+    if m.state == "modified":
+        return "changed since its pointer: 'git model add' to record it, 'git model checkout --force' to discard"
+    if m.state in ("out of date", "missing") and not m.in_store:
+        return f"its pointer's data is not in this store: {MISSING_DATA_HINT}"
+    if m.state == "out of date":
+        return (f"holds another version than its pointer (after a git checkout, merge or pull): "
+                f"'git model checkout {m.model_path}' to update it")
+    if m.state == "missing":
+        return f"not in the working tree: 'git model checkout {m.model_path}' to restore it"
+    if not m.in_store:
+        return f"its data is not in this store: 'git model add {m.model_path}' stores it again"
+    if m.problems:
+        return (f"its pointer does not match the store's manifest (edited by hand?): "
+                f"'git model add {m.model_path}' rewrites it")
+    if not m.pointer_staged:
+        return f"its pointer is not staged: 'git add {m.pointer_path}'"
+    return None

@@ -44,14 +44,38 @@ class BadPointerError(GitModelError):
         self.problem = problem
 
 
+class ConflictedPointerError(GitModelError):
+    """A pointer is in the middle of a merge: unmerged index entries or conflict markers."""
+
+    def __init__(self, pointer_path: str, unmerged: bool) -> None:
+        model = pointer_path[: -len(".model.toml")] if pointer_path.endswith(".model.toml") else pointer_path
+        keep = (
+            f"'git checkout --ours -- {pointer_path}' or '--theirs'" if unmerged
+            else f"edit it to one side, or 'git checkout HEAD -- {pointer_path}'"
+        )
+        super().__init__(
+            f"{pointer_path} has a merge conflict: keep one version with {keep}, "
+            f"then 'git add {pointer_path}' and 'git model checkout {model}'"
+        )
+        self.path = pointer_path
+        self.unmerged = unmerged
+
+
 class UnsupportedVersionError(GitModelError):
     """A pointer, manifest or store was written by a newer release."""
+
+
+# What to do when a pointer names data this store lacks; the one place that says it, so the
+# CLI, status and the errors agree (and a `git model pull` can take its place in one edit).
+MISSING_DATA_HINT = (
+    "added in another clone? point 'git config model.store' at that clone's store, or copy it here"
+)
 
 
 class MissingObjectError(GitModelError):
     """A chunk or manifest is not in the local store."""
 
-    def __init__(self, kind: str, object_id: str, hint: str = "") -> None:
+    def __init__(self, kind: str, object_id: str, hint: str = MISSING_DATA_HINT) -> None:
         message = f"{kind} {object_id} is not in the store"
         super().__init__(f"{message}; {hint}" if hint else message)
         self.kind = kind

@@ -73,7 +73,8 @@ class GitRepo:
         return [e.path for e in self._index() if e.path == relpath or e.path.startswith(prefix)]
 
     def indexed_paths(self, suffix: str) -> list[str]:
-        return sorted(e.path for e in self._index() if e.path.endswith(suffix))
+        # a set: an unmerged path has up to three entries (stages 1-3)
+        return sorted({e.path for e in self._index() if e.path.endswith(suffix)})
 
     def stage(self, relpaths: Iterable[str], wait: float = 10.0) -> None:
         """Add files to the index; wait out another git command's index.lock for a while."""
@@ -136,6 +137,46 @@ class GitRepo:
 
     def config_set(self, key: str, value: str) -> None:
         self._repo.config[key] = value
+
+    # -- core fixes: conflicts, unstaged files, history (issue 13) ------------------------
+    def conflicted_paths(self, suffix: str) -> list[str]:
+        """Paths ending in `suffix` with unmerged index entries (stages 1-3, a merge in progress)."""
+        conflicts = self._index().conflicts
+        if conflicts is None:
+            return []
+        out = set()
+        for entries in conflicts:
+            path = next(e.path for e in entries if e is not None)
+            if path.endswith(suffix):
+                out.add(path)
+        return sorted(out)
+
+    def untracked_paths(self, suffix: str) -> list[str]:
+        """Files ending in `suffix` in the working tree that are neither in the index nor ignored."""
+        try:
+            found = self._repo.status(untracked_files="all", ignored=False)
+        except pygit2.GitError as exc:
+            raise GitModelError(f"cannot read the working tree's status: {exc}") from None
+        return sorted(p for p, flags in found.items() if p.endswith(suffix) and flags & pygit2.GIT_STATUS_WT_NEW)
+
+    def commit_with_pointer_digest(self, path: str, digest: str, limit: int = 200) -> str | None:
+        """The newest of HEAD's last `limit` commits whose `path` mentions `digest`, as 'abc1234 (subject)'."""
+        try:
+            head = self._repo.head.peel(pygit2.Commit)
+        except (pygit2.GitError, KeyError):
+            return None
+        needle = f'"{digest}"'.encode()
+        for i, commit in enumerate(self._repo.walk(head.id)):
+            if i >= limit:
+                break
+            try:
+                blob = commit.tree[path]
+            except KeyError:
+                continue
+            if isinstance(blob, pygit2.Blob) and needle in blob.data:
+                subject = commit.message.split("\n", 1)[0][:60]
+                return f"{str(commit.id)[:7]} ({subject})"
+        return None
 
 
 def _common_dir(git_dir: Path) -> Path:

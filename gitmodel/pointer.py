@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitmodel.errors import BadPointerError, NotAPointerError, UnsupportedVersionError
+from gitmodel.errors import BadPointerError, ConflictedPointerError, NotAPointerError, UnsupportedVersionError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -94,8 +94,18 @@ def model_path_of(pointer_path: str) -> str:
     return pointer_path[: -len(SUFFIX)]
 
 
+_CONFLICT_MARKER_RE = re.compile(rb"^(<{7} |>{7} |={7}$)", re.MULTILINE)
+
+
+def has_conflict_markers(data: bytes) -> bool:
+    """True if `data` holds the lines `git merge` writes around conflicting hunks."""
+    return _CONFLICT_MARKER_RE.search(data) is not None
+
+
 def decode(data: bytes, where: str) -> Pointer:
     """Parse and validate a pointer; `where` names it in errors (its repo-relative path)."""
+    if has_conflict_markers(data):
+        raise ConflictedPointerError(where, unmerged=False)
     try:
         doc = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -38,8 +38,9 @@ def parse(buf: ByteSource) -> Layout:
         raise FormatError(f"header length {n} does not fit a {size}-byte file")
     try:
         header = json.loads(bytes(buf[8 : 8 + n]))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"header is not JSON: {exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        # our own words, not json's message: pointer bytes must not depend on the Python version
+        raise FormatError("header is not valid UTF-8 JSON") from None
     if not isinstance(header, dict):
         raise FormatError("header is not a JSON object")
     data_start = 8 + n

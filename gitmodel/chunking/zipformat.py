@@ -53,8 +53,9 @@ def parse(buf: ByteSource) -> Layout:
     try:
         with zipfile.ZipFile(_BufferFile(buf)) as archive:
             infos = sorted(archive.infolist(), key=lambda i: i.header_offset)
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
-        raise FormatError(str(exc)) from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError):
+        # our own words, not zipfile's message: pointer bytes must not depend on the Python version
+        raise FormatError("zip central directory cannot be read") from None
     if not infos:
         raise FormatError("zip archive has no members")
     names = [i.filename for i in infos]

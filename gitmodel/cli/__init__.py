@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"error: {exc}", EXIT_ERROR)
     except click.exceptions.Abort:
         _fail("interrupted", EXIT_INTERRUPTED)
+    except click.UsageError as exc:
+        _usage_error(exc)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -73,6 +75,18 @@ def main(argv: list[str] | None = None) -> None:
             EXIT_BUG,
         )
     sys.exit(0)
+
+
+def _usage_error(exc: click.UsageError) -> None:
+    """Click's usage error, but suggesting `-h`: Git turns `git model --help` into `man git-model`."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):  # bare `git model`: the help itself
+        exc.show()
+        sys.exit(exc.exit_code)
+    if exc.ctx is not None:
+        click.echo(exc.ctx.get_usage(), err=True)
+        click.echo(f"Try '{exc.ctx.command_path} -h' for help.\n", err=True)
+    click.echo(f"Error: {exc.format_message()}", err=True)
+    sys.exit(EXIT_USAGE)
 
 
 def _fail(message: str, code: int) -> None:

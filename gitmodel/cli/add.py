@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from gitmodel import api
 from gitmodel.cli.progress import human_bytes, progress_factory
 
+# The version of `add --json`'s document (docs/user-guide.md, "JSON output").
+JSON_SCHEMA = 1
+
 
 @click.command("add")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--name", help="Model name (default: the file or directory name).")
+@click.option("--name", help="Model name (default: the existing pointer's name, else the file name "
+              "up to its first dot, e.g. 'model' for model.safetensors, or the directory name).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary for scripts.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary for scripts (schema in docs/user-guide.md).")
 def command(paths: tuple[Path, ...], name: str | None, quiet: bool, as_json: bool) -> None:
     """Store model files or directories and stage their pointers (PATH.model.toml)."""
     if name is not None and len(paths) > 1:
@@ -27,7 +32,8 @@ def command(paths: tuple[Path, ...], name: str | None, quiet: bool, as_json: boo
         for warning in r.warnings:
             click.echo(f"git model: warning: {warning}", err=True)
     if as_json:
-        click.echo(json.dumps({"added": [r.__dict__ for r in results]}, indent=2, sort_keys=True, default=list))
+        doc = {"schema": JSON_SCHEMA, "added": [_json(r) for r in results]}
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
         return
     if quiet:
         return
@@ -39,3 +45,17 @@ def command(paths: tuple[Path, ...], name: str | None, quiet: bool, as_json: boo
             f"{r.model_path}: added as '{r.name}', {human_bytes(r.size)} in {r.files} file(s); "
             f"{human_bytes(r.bytes_written)} new in the store; staged {r.pointer_path}"
         )
+
+
+def _json(r: api.AddResult) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "model_path": r.model_path,
+        "pointer_path": r.pointer_path,
+        "files": r.files,
+        "size": r.size,
+        "bytes_written": r.bytes_written,
+        "chunks_written": r.chunks_written,
+        "pointer_changed": r.pointer_changed,
+        "warnings": list(r.warnings),
+    }

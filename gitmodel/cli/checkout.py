@@ -8,20 +8,32 @@ import click
 
 from gitmodel import api
 from gitmodel.cli.progress import progress_factory
-from gitmodel.errors import GitModelError
+from gitmodel.errors import MISSING_DATA_HINT, GitModelError
+
+# The version of `checkout --json`'s document (docs/user-guide.md, "JSON output").
+JSON_SCHEMA = 1
 
 
 @click.command("checkout")
 @click.argument("targets", nargs=-1)
 @click.option("-f", "--force", is_flag=True, help="Overwrite model files with local changes.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary for scripts.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary for scripts (schema in docs/user-guide.md).")
 def command(targets: tuple[str, ...], force: bool, quiet: bool, as_json: bool) -> None:
     """Write the model files the pointers describe (all, or the PATHs or NAMEs given)."""
     ws = api.Workspace()
     result = api.checkout(ws, targets, force=force, progress=progress_factory(quiet or as_json))
     if as_json:
-        click.echo(json.dumps(result.__dict__, indent=2, sort_keys=True))
+        doc = {
+            "schema": JSON_SCHEMA,
+            "restored": result.restored,
+            "up_to_date": result.up_to_date,
+            "removed": result.removed,
+            "failed": result.failed,
+            "skipped": result.skipped,
+            "errors": result.errors,
+        }
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
     elif not quiet:
         for rel in result.restored:
             click.echo(f"restored {rel}")
@@ -29,12 +41,11 @@ def command(targets: tuple[str, ...], force: bool, quiet: bool, as_json: bool) -
             click.echo(f"removed {rel} (not in this version)")
         if result.up_to_date and not result.restored and not result.failed:
             click.echo(f"{len(result.up_to_date)} model file(s) already up to date")
+    if result.skipped:  # a conflicted or broken pointer: its own line says what to do
+        more = len(result.skipped) + len(result.failed) - 1
+        raise GitModelError(result.errors[0] + (f" (and {more} more problem(s): 'git model status')" if more else ""))
     if result.failed:
         if len(result.failed) == 1:
-            what = result.errors[0]
-        else:
-            shown = ", ".join(result.failed[:3]) + (f" and {len(result.failed) - 3} more" if len(result.failed) > 3 else "")
-            what = f"{shown}: their data is not in the store"
-        raise GitModelError(
-            f"{what}; added in another clone? point 'git config model.store' at that clone's store, or copy it here"
-        )
+            raise GitModelError(result.errors[0])  # MissingObjectError's message carries its hint
+        shown = ", ".join(result.failed[:3]) + (f" and {len(result.failed) - 3} more" if len(result.failed) > 3 else "")
+        raise GitModelError(f"{shown}: their data is not in the store; {MISSING_DATA_HINT}")

@@ -3,54 +3,69 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from gitmodel import api
 from gitmodel.cli.progress import progress_factory
+from gitmodel.errors import GitModelError
 
-_HINTS = {
-    "modified": "changed since its pointer: 'git model add' to record it, 'git model checkout --force' to discard",
-    "missing": "not in the working tree: 'git model checkout' to restore it",
-}
+# The version of `status --json`'s document (docs/user-guide.md, "JSON output").
+JSON_SCHEMA = 1
 
 
 @click.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.argument("targets", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (schema in docs/user-guide.md).")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 if a listed model is not clean, in the store, consistent and staged.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress while hashing.")
-def command(as_json: bool, quiet: bool) -> None:
-    """Show each model: clean, modified, missing from the working tree or from the store."""
+def command(targets: tuple[str, ...], as_json: bool, exit_code: bool, quiet: bool) -> None:
+    """Show each model (all, or the PATHs or NAMEs given): clean, modified, out of date,
+    missing, conflicted or broken, and whether its data is in the store."""
     ws = api.Workspace()
-    models = api.status(ws, progress_factory(quiet or as_json))
+    models = api.status(ws, targets, progress_factory(quiet or as_json))
     if as_json:
-        doc = {
-            "models": [
-                {
-                    "name": m.name,
-                    "path": m.model_path,
-                    "pointer": m.pointer_path,
-                    "state": m.state,
-                    "in_store": m.in_store,
-                    "files": [{"path": f.path, "state": f.state} for f in m.files],
-                }
-                for m in models
-            ]
-        }
-        click.echo(json.dumps(doc, indent=2, sort_keys=True))
-        return
-    if not models:
+        click.echo(json.dumps({"schema": JSON_SCHEMA, "models": [_json(m) for m in models]}, indent=2, sort_keys=True))
+    elif not models:
         click.echo("no models (add one with 'git model add PATH')")
-        return
-    width = max(len(m.name) for m in models)
+    else:
+        _render(models)
+    unreadable = [m.error for m in models if m.error is not None]
+    if unreadable:  # the others were listed; each conflicted or broken pointer says what to do
+        more = f" (and {len(unreadable) - 1} more pointer(s) listed above)" if len(unreadable) > 1 else ""
+        raise GitModelError(unreadable[0] + more)
+    if exit_code and not all(m.ok for m in models):
+        raise click.exceptions.Exit(1)
+
+
+def _json(m: api.ModelStatus) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "path": m.model_path,
+        "pointer": m.pointer_path,
+        "pointer_staged": m.pointer_staged,
+        "state": m.state,
+        "in_store": m.in_store,
+        "problems": list(m.problems),
+        "hint": api.state_hint(m),
+        "files": [{"path": f.path, "state": f.state} for f in m.files],
+    }
+
+
+def _render(models: list[api.ModelStatus]) -> None:
+    width = max(len(m.name or "?") for m in models)
     for m in models:
-        line = f"{m.state:<9} {m.name:<{width}}  {m.model_path}"
-        if not m.in_store:
+        line = f"{m.state:<11} {m.name or '?':<{width}}  {m.model_path}"
+        if m.in_store is False:
             line += "  [not in store]"
         click.echo(line)
         for f in m.files:
             if f.state != "clean" and (len(m.files) > 1 or f.path != m.model_path):
-                click.echo(f"            {f.state}: {f.path}")
-        if m.state in _HINTS:
-            click.echo(f"            {_HINTS[m.state]}")
-        if not m.in_store:
-            click.echo("            its data is not in this store (added in another clone?)")
+                click.echo(f"              {f.state}: {f.path}")
+        for problem in m.problems:
+            click.echo(f"              {problem}")
+        hint = api.state_hint(m) if m.error is None else None  # an error goes to stderr, once
+        if hint:
+            click.echo(f"              {hint}")

@@ -127,14 +127,14 @@ def test_header_not_json(small_st: Path) -> None:
     raw = bytearray(small_st.read_bytes())
     raw[8:12] = b"{{{{"
     small_st.write_bytes(raw)
-    _assert_opaque(small_st, "header is not JSON")
+    _assert_opaque(small_st, "header is not valid UTF-8 JSON")
 
 
 def test_header_not_utf8(small_st: Path) -> None:
     raw = bytearray(small_st.read_bytes())
     raw[9] = 0xFF
     small_st.write_bytes(raw)
-    _assert_opaque(small_st, "header is not JSON")
+    _assert_opaque(small_st, "header is not valid UTF-8 JSON")
 
 
 def test_header_is_a_json_array(tmp_path: Path) -> None:

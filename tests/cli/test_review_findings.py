@@ -530,7 +530,7 @@ def test_git_dir_and_work_tree_options_are_honoured(committed_repo: Repo, tmp_pa
                   cwd=elsewhere, check=False)
 
     assert cp.returncode == 0, cp.stderr  # the cwd is in no repository: it found the one named
-    assert json.loads(cp.stdout) == {"models": []}
+    assert json.loads(cp.stdout) == {"schema": 1, "models": []}
 
 
 def test_split_index_gives_no_internal_error(committed_repo: Repo) -> None:

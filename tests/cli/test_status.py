@@ -34,7 +34,7 @@ def test_status_clean(committed_repo: Repo) -> None:
 
     cp = repo.gm("status")
 
-    assert cp.stdout.splitlines() == ["clean     tiny  models/m.safetensors"]
+    assert cp.stdout.splitlines() == ["clean       tiny  models/m.safetensors"]
     assert status_json(repo) == [
         {
             "name": "tiny",
@@ -43,6 +43,9 @@ def test_status_clean(committed_repo: Repo) -> None:
             "state": "clean",
             "in_store": True,
             "files": [{"path": "models/m.safetensors", "state": "clean"}],
+            "hint": None,
+            "pointer_staged": True,
+            "problems": [],
         }
     ]
 
@@ -55,7 +58,7 @@ def test_status_modified(committed_repo: Repo) -> None:
     cp = repo.gm("status")
 
     lines = cp.stdout.splitlines()
-    assert lines[0] == "modified  tiny  models/m.safetensors"
+    assert lines[0] == "modified    tiny  models/m.safetensors"
     assert any("git model add" in line and "--force" in line for line in lines[1:])
     [model] = status_json(repo)
     assert model["state"] == "modified"
@@ -71,7 +74,7 @@ def test_status_missing(committed_repo: Repo) -> None:
     cp = repo.gm("status")
 
     lines = cp.stdout.splitlines()
-    assert lines[0] == "missing   tiny  models/m.safetensors"
+    assert lines[0] == "missing     tiny  models/m.safetensors"
     assert any("git model checkout" in line for line in lines[1:])
     [model] = status_json(repo)
     assert model["state"] == "missing"
@@ -87,7 +90,7 @@ def test_status_not_in_store(committed_repo: Repo) -> None:
     cp = repo.gm("status")
 
     lines = cp.stdout.splitlines()
-    assert lines[0] == "clean     tiny  models/m.safetensors  [not in store]"
+    assert lines[0] == "clean       tiny  models/m.safetensors  [not in store]"
     assert any("not in this store" in line for line in lines[1:])
     [model] = status_json(repo)
     assert model["state"] == "clean"
@@ -102,7 +105,7 @@ def test_status_not_in_store_after_manifests_are_lost(committed_repo: Repo) -> N
 
     cp = repo.gm("status")
 
-    assert cp.stdout.splitlines()[0] == "missing   tiny  models/m.safetensors  [not in store]"
+    assert cp.stdout.splitlines()[0] == "missing     tiny  models/m.safetensors  [not in store]"
     [model] = status_json(repo)
     assert (model["state"], model["in_store"]) == ("missing", False)
 
@@ -117,7 +120,7 @@ def test_status_of_a_directory_model_with_an_extra_file(committed_repo: Repo) ->
     cp = repo.gm("status")
 
     lines = cp.stdout.splitlines()
-    assert lines[0] == "modified  llm  llm"
+    assert lines[0] == "modified    llm  llm"
     assert any(line.strip() == "extra: llm/notes.txt" for line in lines[1:])
     [model] = status_json(repo)
     assert model["name"] == "llm"
