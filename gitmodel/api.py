@@ -563,7 +563,7 @@ def checkout(
                             discard_old=discard_old)
             except MissingObjectError as exc:
                 result.failed.append(rel)
-                result.errors.append(f"{rel}: {exc}")
+                result.errors.append(f"{rel}: {exc.with_hint(MISSING_DATA_HINT)}")
                 continue
             ws.known.record(entry.digest, entry.manifest)
             ws.cache.record(rel, os.stat(target), entry.digest)

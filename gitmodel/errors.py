@@ -75,11 +75,16 @@ MISSING_DATA_HINT = (
 class MissingObjectError(GitModelError):
     """A chunk or manifest is not in the local store."""
 
-    def __init__(self, kind: str, object_id: str, hint: str = MISSING_DATA_HINT) -> None:
+    def __init__(self, kind: str, object_id: str, hint: str = "") -> None:
         message = f"{kind} {object_id} is not in the store"
         super().__init__(f"{message}; {hint}" if hint else message)
         self.kind = kind
         self.object_id = object_id
+        self.hint = hint
+
+    def with_hint(self, hint: str) -> MissingObjectError:
+        """This error with `hint` (what to do in the caller's situation), unless it has one."""
+        return self if self.hint else MissingObjectError(self.kind, self.object_id, hint)
 
 
 class DamagedObjectError(GitModelError):
