@@ -117,6 +117,7 @@ def init(start: Path | None = None) -> InitResult:
         load_config(git)  # refuse a config from a newer release before touching anything
     ws.store.ensure()
     with git.lock():
+        _ignore_store(ws)
         _append_line(git.workdir / ".gitattributes", ATTRIBUTES_LINE)
         _append_line(git.workdir / ".gitignore", IGNORE_TEMPS)
         git.config_set(f"diff.{DIFF_DRIVER}.xfuncname", XFUNCNAME)
@@ -226,6 +227,7 @@ def add(ws: Workspace, path: Path, name: str | None = None, progress: ProgressFa
         raise GitModelError(f"cannot write a valid pointer for {rel}: {exc.problem}") from None
     pointer_abs = git.abspath(pointer_rel)
     with git.lock():
+        _ignore_store(ws)
         # the ignore line first: a crash before the pointer must not leave the weights stageable
         ignore_rel = _ignore_model(git, rel)
         changed = not (pointer_abs.is_file() and pointer_abs.read_bytes() == encoded)
@@ -327,7 +329,9 @@ def _reuse_entry(ws: Workspace, member: str, st: os.stat_result, old: ptr.FileEn
 def _directory_files(workdir: Path, rel: str) -> list[str]:
     out: list[str] = []
     for root, dirs, files in os.walk(workdir / rel):
-        dirs.sort()
+        # a nested repository's .git is not model data (Git does not track it either)
+        dirs[:] = sorted(d for d in dirs if d != ".git")
+        files = [f for f in files if f != ".git"]  # a submodule's or worktree's gitlink file
         root_rel = Path(root).relative_to(workdir).as_posix()
         for d in dirs:
             if os.path.islink(os.path.join(root, d)):
@@ -367,6 +371,22 @@ def _ignore_model(git: GitRepo, rel: str) -> str:
     ignore_rel = f"{parent}/.gitignore" if parent else ".gitignore"
     _append_line(git.abspath(ignore_rel), "/" + _escape_ignore(base))
     return ignore_rel
+
+
+def _ignore_store(ws: Workspace) -> None:
+    """A `model.store` inside the working tree goes in .git/info/exclude: never stageable.
+
+    Not in .gitignore: `git config model.store` is this clone's choice, not the project's.
+    """
+    try:
+        rel = ws.store.root.resolve().relative_to(ws.git.workdir).as_posix()
+    except ValueError:
+        return  # outside the working tree (the default: inside .git)
+    if rel == "." or rel.split("/", 1)[0] == ".git":
+        return
+    exclude = ws.git.common_dir / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    _append_line(exclude, "/" + _escape_ignore(rel) + "/")
 
 
 def _escape_ignore(name: str) -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
 import stat
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +22,9 @@ from gitmodel.store.atomic import fsync_dir, start_writeback, temp_name, unlink_
 from gitmodel.store.objects import ChunkId, ChunkStore
 
 TEMP_PREFIX = ".gitmodel-tmp."
-_TEMP_RE = re.compile(r"\.gitmodel-tmp\.(\d+)\.[0-9a-f]+")
+# A temporary untouched this long belongs to a killed or stalled command (gc's grace period
+# is the same idea): long enough for any live writer, which touches it with every window.
+STALE_TEMP_SECONDS = 3600
 _WINDOW = 16 << 20
 # Start writeback every this many bytes so the disk works while we decompress the rest.
 _WRITEBACK_EVERY = 32 << 20
@@ -173,28 +175,27 @@ def _read_chunk(store: ChunkStore, cid: ChunkId, length: int) -> bytes:
     return data
 
 
-def remove_stale_temps(directory: Path) -> None:
-    """Delete temporaries left in `directory` by checkouts whose process no longer runs."""
+def remove_stale_temps(directory: Path, now: float | None = None) -> None:
+    """Delete temporaries in `directory` that nothing has written to for STALE_TEMP_SECONDS.
+
+    Judged by age, not by the PID in the name: a PID means nothing across containers (or
+    machines) sharing a volume, where a live writer's PID can look dead and a dead one's
+    alive. A checkout writing a temporary keeps touching it, so only an abandoned one ages.
+    """
     try:
         names = os.listdir(directory)
     except OSError:
         return
+    limit = (time.time() if now is None else now) - STALE_TEMP_SECONDS
     for name in names:
-        m = _TEMP_RE.match(name)
-        if m and not _alive(int(m.group(1))):
+        if not name.startswith(TEMP_PREFIX):
+            continue
+        try:
+            st = os.lstat(directory / name)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mtime < limit:
             unlink_quietly(directory / name)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _umask() -> int:

@@ -201,9 +201,11 @@ def test_checkout_killed_mid_write_leaves_the_old_or_the_new_file(committed_repo
             status = json.loads(repo.gm("status", "--json").stdout)
             assert status["models"][0]["state"] == "missing"
 
+        for name in left:  # temporaries are judged stale by age (materialize.STALE_TEMP_SECONDS)
+            age(repo.path / name, 2 * 3600)
         cp = repo.gm("checkout")  # not --force: the old file is exactly what git-model wrote
 
-        assert temps(repo.path) == [], "checkout removes the temporaries of killed checkouts"
+        assert temps(repo.path) == [], "checkout removes the stale temporaries of killed checkouts"
         assert sha256(model) == other
         assert cp.stderr == ""
         current = other
@@ -211,7 +213,12 @@ def test_checkout_killed_mid_write_leaves_the_old_or_the_new_file(committed_repo
     assert_store_whole(repo.store)
 
 
-def test_stale_temporary_of_a_dead_process_is_removed(committed_repo: Repo) -> None:
+def age(path: Path, seconds: float) -> None:
+    st = path.stat()
+    os.utime(path, (st.st_atime - seconds, st.st_mtime - seconds))
+
+
+def test_stale_temporaries_are_judged_by_age_not_by_pid(committed_repo: Repo) -> None:
     repo = committed_repo
     model = repo.path / "models" / "m.safetensors"
     make_safetensors(model, {"w": (64, 64)})
@@ -220,17 +227,19 @@ def test_stale_temporary_of_a_dead_process_is_removed(committed_repo: Repo) -> N
     repo.commit("add m")
     dead = subprocess.Popen(["true"])
     dead.wait()
-    stale = model.parent / f".gitmodel-tmp.{dead.pid}.0123456789ab.m.safetensors"
-    stale.write_bytes(b"half a checkpoint")
-    live = model.parent / f".gitmodel-tmp.{os.getpid()}.0123456789ab.m.safetensors"
-    live.write_bytes(b"another writer, still running")
+    # a PID means nothing across containers sharing a volume: only age tells abandoned from live
+    abandoned = model.parent / f".gitmodel-tmp.{os.getpid()}.0123456789ab.m.safetensors"
+    abandoned.write_bytes(b"half a checkpoint, untouched for two hours")
+    age(abandoned, 2 * 3600)
+    recent = model.parent / f".gitmodel-tmp.{dead.pid}.0123456789ab.m.safetensors"
+    recent.write_bytes(b"another container's writer, still running")
     model.unlink()
 
     repo.gm("checkout")
 
     assert sha256(model) == original
-    assert not stale.exists()
-    assert live.exists(), "a temporary of a running process is not touched"
+    assert not abandoned.exists()
+    assert recent.exists(), "a recently written temporary is not touched, whatever its PID"
     assert repo.porcelain() == []  # temporaries never show up as untracked files
 
 
