@@ -90,10 +90,9 @@ def test_fine_tune_series_costs_only_the_changed_tensors(tmp_path: Path, capsys:
         assert growth <= bound, f"v{version}: store grew {growth} bytes, bound {bound}"
         # and every changed tensor really is stored anew
         assert growth >= changed_bytes
-    with capsys.disabled():
-        print("\nversion  file bytes  changed bytes  header  store growth  bound")
-        for r in rows:
-            print("v%-7d %10d %14d %7d %13d %6d" % r)
+    print("\nversion  file bytes  changed bytes  header  store growth  bound")
+    for r in rows:
+        print("v%-7d %10d %14d %7d %13d %6d" % r)
 
 
 def test_inserted_tensor_costs_its_bytes_and_the_new_header(tmp_path: Path, capsys: Any) -> None:
@@ -114,11 +113,10 @@ def test_inserted_tensor_costs_its_bytes_and_the_new_header(tmp_path: Path, caps
     header = hf.safetensors_header_len(new_path)
     growth = sum(new.values())
     bound = inserted.nbytes + header
-    with capsys.disabled():
-        print(
-            f"\ninsertion: file {new_path.stat().st_size}, inserted {inserted.nbytes}, "
-            f"header {header}, growth {growth}, bound {bound}"
-        )
+    print(
+        f"\ninsertion: file {new_path.stat().st_size}, inserted {inserted.nbytes}, "
+        f"header {header}, growth {growth}, bound {bound}"
+    )
     assert growth <= bound
 
 
@@ -151,11 +149,10 @@ def test_appended_embedding_rows_reuse_every_full_piece(tmp_path: Path, capsys: 
     header = hf.safetensors_header_len(new_path)
     growth = sum(new.values())
     bound = new_pieces[2][1] + header
-    with capsys.disabled():
-        print(
-            f"\nappend rows: embedding {grown.nbytes}, last piece {new_pieces[2][1]}, "
-            f"header {header}, growth {growth}, bound {bound}"
-        )
+    print(
+        f"\nappend rows: embedding {grown.nbytes}, last piece {new_pieces[2][1]}, "
+        f"header {header}, growth {growth}, bound {bound}"
+    )
     assert growth <= bound
 
 
@@ -234,9 +231,8 @@ def test_torch_pair_stores_only_the_changed_member(tmp_path: Path, capsys: Any) 
     assert covered == c.length
     # what else is new is zip bookkeeping: local headers, data.pkl, ids, the central directory
     storage_bytes = sum(t.length for t in layout.tensors)
-    with capsys.disabled():
-        print(
-            f"\ntorch pair: file {len(data)}, changed storage {c.length}, "
-            f"growth {sum(new.values())} in {len(new)} chunks"
-        )
+    print(
+        f"\ntorch pair: file {len(data)}, changed storage {c.length}, "
+        f"growth {sum(new.values())} in {len(new)} chunks"
+    )
     assert sum(new.values()) - c.length <= len(data) - storage_bytes

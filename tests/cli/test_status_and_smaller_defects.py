@@ -213,6 +213,26 @@ def test_pointer_warnings_are_our_own_words(committed_repo: Repo) -> None:
     assert "line 1 column" not in pointer + cp.stderr  # json's own message varies by Python version
 
 
+def test_the_pointer_example_is_what_the_documented_command_writes(committed_repo: Repo) -> None:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    repo = committed_repo
+    text = (ROOT / "docs" / "pointer-format.md").read_text(encoding="utf-8")
+    example = text[text.index("## Example"):].split("```toml\n", 1)[1].split("```", 1)[0]
+    command = re.search(r"`git model add ([^`]+)`", text[text.index("## Example"):])
+    assert command is not None
+    path = repo.path / "models" / "tiny" / "model.safetensors"
+    path.parent.mkdir(parents=True)
+    save_file({"bias": np.arange(4, dtype=np.float32), "weight": np.arange(16, dtype=np.float32).reshape(4, 4)},
+              str(path))
+
+    repo.gm("add", "-q", *command.group(1).split())
+
+    written = repo.pointer("models/tiny/model.safetensors")
+    assert written + "\n[metadata]\nlearning_rate = 0.0001\n" == example
+
+
 def test_the_license_is_an_spdx_expression() -> None:
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert re.search(r'^license = "MIT"$', text, re.M)
