@@ -746,7 +746,8 @@ def state_hint(m: ModelStatus) -> str | None:
     if m.error is not None:
         return m.error
     if m.state == "modified":
-        return "changed since its pointer: 'git model add' to record it, 'git model checkout --force' to discard"
+        return (f"changed since its pointer: 'git model add {m.model_path}' to record it, "
+                f"'git model checkout --force {m.model_path}' to discard")
     if m.state in ("out of date", "missing") and not m.in_store:
         return f"its pointer's data is not in this store: {MISSING_DATA_HINT}"
     if m.state == "out of date":

@@ -164,7 +164,7 @@ def test_status_lists_several_models(committed_repo: Repo) -> None:
 
 
 def test_following_the_hint_for_an_extra_file_makes_the_model_clean(committed_repo: Repo) -> None:
-    # status calls the extra file a change and says "'git model checkout --force' to discard";
+    # status calls the extra file a change and says "'git model checkout --force llm' to discard";
     # doing so must discard it
     repo = committed_repo
     make_hf_model(repo.path / "llm")
@@ -172,9 +172,9 @@ def test_following_the_hint_for_an_extra_file_makes_the_model_clean(committed_re
     repo.commit("add llm")
     (repo.path / "llm" / "notes.txt").write_text("scratch\n")
     hint = repo.gm("status").stdout
-    assert "'git model checkout --force' to discard" in hint
+    assert "'git model checkout --force llm' to discard" in hint
 
-    repo.gm("checkout", "--force")
+    repo.gm("checkout", "--force", "llm")
 
     [model] = status_json(repo)
     assert model["state"] == "clean", model["files"]
