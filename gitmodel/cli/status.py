@@ -10,6 +10,7 @@ import click
 from gitmodel import api
 from gitmodel.cli.progress import progress_factory
 from gitmodel.errors import GitModelError
+from gitmodel.status import ModelStatus, state_hint
 
 # The version of `status --json`'s document (docs/user-guide.md, "JSON output").
 JSON_SCHEMA = 1
@@ -40,7 +41,7 @@ def command(targets: tuple[str, ...], as_json: bool, exit_code: bool, quiet: boo
         raise click.exceptions.Exit(1)
 
 
-def _json(m: api.ModelStatus) -> dict[str, Any]:
+def _json(m: ModelStatus) -> dict[str, Any]:
     return {
         "name": m.name,
         "path": m.model_path,
@@ -49,12 +50,12 @@ def _json(m: api.ModelStatus) -> dict[str, Any]:
         "state": m.state,
         "in_store": m.in_store,
         "problems": list(m.problems),
-        "hint": api.state_hint(m),
+        "hint": state_hint(m),
         "files": [{"path": f.path, "state": f.state} for f in m.files],
     }
 
 
-def _render(models: list[api.ModelStatus]) -> None:
+def _render(models: list[ModelStatus]) -> None:
     width = max(len(m.name or "?") for m in models)
     for m in models:
         line = f"{m.state:<11} {m.name or '?':<{width}}  {m.model_path}"
@@ -66,6 +67,6 @@ def _render(models: list[api.ModelStatus]) -> None:
                 click.echo(f"              {f.state}: {f.path}")
         for problem in m.problems:
             click.echo(f"              {problem}")
-        hint = api.state_hint(m) if m.error is None else None  # an error goes to stderr, once
+        hint = state_hint(m) if m.error is None else None  # an error goes to stderr, once
         if hint:
             click.echo(f"              {hint}")
