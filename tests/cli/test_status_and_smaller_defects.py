@@ -236,3 +236,24 @@ def test_the_pointer_example_is_what_the_documented_command_writes(committed_rep
 def test_the_license_is_an_spdx_expression() -> None:
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert re.search(r'^license = "MIT"$', text, re.M)
+
+
+def test_an_os_error_in_the_store_names_the_store(committed_repo: Repo, tmp_path: Path) -> None:
+    """A read-only store (a tmpfs remounted read-only: needs root, skipped otherwise)."""
+    repo = committed_repo
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        repo.git("config", "model.store", str(mnt / "store"))
+        make_safetensors(repo.path / "a.safetensors", SMALL_TENSORS, seed=1)
+        repo.gm("add", "-q", "a.safetensors")
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        make_safetensors(repo.path / "a.safetensors", SMALL_TENSORS, seed=2)
+
+        line = repo.gm_fails("add", "a.safetensors")
+
+        assert str(mnt / "store") in line and "Read-only file system" in line
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
