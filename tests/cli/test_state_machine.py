@@ -10,15 +10,21 @@ be exactly what that model predicts, which means:
 - after a successful `checkout`, every file a pointer lists holds the pointer's bytes;
 - `status` tells clean, modified, out of date and missing apart as docs/user-guide.md says.
 
-The default run is bounded (a few seconds); GITMODEL_HYPOTHESIS_PROFILE=nightly runs long
-sequences for a nightly or manual run (see docs/user-guide.md, "Testing").
+The default run is bounded (a few seconds): it runs `git model` in this process, through the
+same entry point as the console script (`gitmodel.cli.main`), since starting Python for every
+step would cost most of the time. GITMODEL_HYPOTHESIS_PROFILE=nightly runs long sequences
+with `git model` as a separate process, as a user runs it (docs/user-guide.md, "Testing").
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import io
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -27,10 +33,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from conftest import Repo, new_repo
+from conftest import Repo, make_env, new_repo
+from gitmodel.cli import main as git_model_main
 
 settings.register_profile(
-    "default-statemachine", max_examples=5, stateful_step_count=8, deadline=None,
+    "default-statemachine", max_examples=8, stateful_step_count=10, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
@@ -38,6 +45,7 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 PROFILE = "nightly" if os.environ.get("GITMODEL_HYPOTHESIS_PROFILE") == "nightly" else "default-statemachine"
+IN_PROCESS = PROFILE != "nightly"
 
 FILE_MODEL = "w.bin"
 DIR_MODEL = "d"
@@ -45,9 +53,21 @@ DIR_FILES = ("d/a.bin", "d/b.bin", "d/sub/c.bin")
 # Few distinct contents, so versions recur (a user's edit back to a stored version, an older
 # version checked out again); two of one size, so an in-place rewrite keeps the size.
 CONTENTS = [bytes([i]) * n + b"%d" % i for i, n in enumerate((300, 300, 1000, 4000, 57, 2500))]
-content_st = st.sampled_from(CONTENTS)
+variant_st = st.integers(0, len(CONTENTS) - 1)  # an index: failing examples print short
 
 Files = dict[str, bytes]
+_TEMPLATES: list[Path] = []
+
+
+def _template() -> Path:
+    """A committed `git model init` repository, made once per run and copied for each example."""
+    if not _TEMPLATES:
+        base = Path(tempfile.mkdtemp(prefix="gitmodel-sm-template-"))
+        repo = new_repo(base / "repo", base / "home")
+        repo.commit("git model init")
+        atexit.register(shutil.rmtree, base, True)
+        _TEMPLATES.append(repo.path)
+    return _TEMPLATES[0]
 
 
 def digest(data: bytes) -> str:
@@ -58,8 +78,9 @@ class WorkingTreeMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.tmp = Path(tempfile.mkdtemp(prefix="gitmodel-sm-"))
-        self.repo: Repo = new_repo(self.tmp / "repo", self.tmp / "home")
-        self.repo.commit("git model init")
+        shutil.copytree(_template(), self.tmp / "repo", symlinks=True)
+        self.repo = Repo(self.tmp / "repo", make_env(self.tmp / "home"))
+        self.repo.git("update-index", "-q", "--refresh", check=False)  # new inodes
         self.stored: set[bytes] = set()  # every content ever added: the store can rebuild these
         self.pointer: dict[str, Files] = {}  # model -> {path: content} its pointer lists
         self.commits: list[tuple[str, dict[str, Files]]] = []
@@ -67,6 +88,30 @@ class WorkingTreeMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def gm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """`git model ARGS`: in this process by default, as a separate one in the nightly run."""
+        if not IN_PROCESS:
+            return self.repo.gm(*args, check=check)
+        out, err = io.StringIO(), io.StringIO()
+        saved_env, saved_cwd = dict(os.environ), os.getcwd()
+        os.environ.clear()
+        os.environ.update(self.repo.env)
+        os.chdir(self.repo.path)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    git_model_main(list(args))
+                    code = 0
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            os.chdir(saved_cwd)
+            os.environ.clear()
+            os.environ.update(saved_env)
+        cp = subprocess.CompletedProcess(["git", "model", *args], code, out.getvalue(), err.getvalue())
+        assert not check or code == 0, f"git model {' '.join(args)} exited {code}: {cp.stderr}"
+        return cp
 
     # -- helpers --------------------------------------------------------------------------
     def write(self, rel: str, data: bytes, in_place: bool) -> None:
@@ -83,7 +128,9 @@ class WorkingTreeMachine(RuleBasedStateMachine):
         self.disk[rel] = data
 
     def model_files(self, model: str) -> list[str]:
-        return [FILE_MODEL] if model == FILE_MODEL else [p for p in sorted(self.disk) if p.startswith(DIR_MODEL + "/")]
+        if model == FILE_MODEL:
+            return [FILE_MODEL] if FILE_MODEL in self.disk else []
+        return [p for p in sorted(self.disk) if p.startswith(DIR_MODEL + "/")]
 
     def conflicts(self) -> list[str]:
         """Files `checkout` must refuse to replace: neither the pointer's bytes nor stored bytes."""
@@ -104,18 +151,19 @@ class WorkingTreeMachine(RuleBasedStateMachine):
             self.disk.update(files)
 
     # -- rules ----------------------------------------------------------------------------
-    @initialize(w=content_st, a=content_st)
-    def add_both(self, w: bytes, a: bytes) -> None:
+    @initialize(wv=variant_st, av=variant_st)
+    def add_both(self, wv: int, av: int) -> None:
+        w, a = CONTENTS[wv], CONTENTS[av]
         self.write(FILE_MODEL, w, in_place=False)
         self.write(DIR_FILES[0], a, in_place=False)
-        self.repo.gm("add", "-q", FILE_MODEL, DIR_MODEL)
+        self.gm("add", "-q", FILE_MODEL, DIR_MODEL)
         self.stored |= {w, a}
         self.pointer = {FILE_MODEL: {FILE_MODEL: w}, DIR_MODEL: {DIR_FILES[0]: a}}
         self.git_commit()
 
-    @rule(rel=st.sampled_from((FILE_MODEL,) + DIR_FILES), data=content_st, in_place=st.booleans())
-    def edit(self, rel: str, data: bytes, in_place: bool) -> None:
-        self.write(rel, data, in_place)
+    @rule(rel=st.sampled_from((FILE_MODEL,) + DIR_FILES), variant=variant_st, in_place=st.booleans())
+    def edit(self, rel: str, variant: int, in_place: bool) -> None:
+        self.write(rel, CONTENTS[variant], in_place)
 
     @rule(rel=st.sampled_from((FILE_MODEL,) + DIR_FILES))
     def delete(self, rel: str) -> None:
@@ -135,7 +183,7 @@ class WorkingTreeMachine(RuleBasedStateMachine):
     @rule(model=st.sampled_from((FILE_MODEL, DIR_MODEL)))
     def add(self, model: str) -> None:
         files = self.model_files(model)
-        cp = self.repo.gm("add", "-q", model, check=False)
+        cp = self.gm("add", "-q", model, check=False)
         if not files:
             assert cp.returncode == 1, cp.stderr
             return
@@ -145,7 +193,7 @@ class WorkingTreeMachine(RuleBasedStateMachine):
 
     @rule()
     def checkout(self) -> None:
-        cp = self.repo.gm("checkout", "-q", check=False)
+        cp = self.gm("checkout", "-q", check=False)
         conflicts = self.conflicts()
         if conflicts:
             assert cp.returncode == 1, f"checkout must refuse to replace {conflicts}: {cp.stdout}{cp.stderr}"
@@ -156,7 +204,7 @@ class WorkingTreeMachine(RuleBasedStateMachine):
 
     @rule()
     def checkout_force(self) -> None:
-        self.repo.gm("checkout", "-q", "--force")
+        self.gm("checkout", "-q", "--force")
         self.expect_checkout(force=True)
 
     @precondition(lambda self: len(self.commits) > 0)
@@ -174,7 +222,7 @@ class WorkingTreeMachine(RuleBasedStateMachine):
 
     @rule()
     def status(self) -> None:
-        doc = json.loads(self.repo.gm("status", "--json").stdout)
+        doc = json.loads(self.gm("status", "--json").stdout)
         assert doc["schema"] == 1
         got = {m["path"]: m for m in doc["models"]}
         assert set(got) == set(self.pointer)
