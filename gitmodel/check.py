@@ -150,10 +150,12 @@ def check_paths(ws: Workspace, targets: Sequence[str], raw_only: bool = False) -
         if absolute.is_dir():
             pointers = [p for p in git.indexed_paths(ptr.SUFFIX) if p.startswith(rel.rstrip("/") + "/")]
             others = [p for p in git.tracked(rel) if not p.endswith(ptr.SUFFIX)]
+        elif not rel.endswith(ptr.SUFFIX) and git.tracked(rel):
+            pointers, others = [], [rel]  # staged as a blob: a pointer beside it does not matter
         elif rel.endswith(ptr.SUFFIX) or git.abspath(rel + ptr.SUFFIX).is_file():
             pointers, others = [rel if rel.endswith(ptr.SUFFIX) else rel + ptr.SUFFIX], []
         elif absolute.is_file():
-            pointers, others = [], [rel] if git.tracked(rel) else []
+            pointers, others = [], []  # neither a model nor a file Git would commit
         else:
             out.append(Problem(rel, "no such file, directory or model"))
             continue
