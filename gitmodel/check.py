@@ -142,14 +142,16 @@ def check_paths(ws: Workspace, targets: Sequence[str], raw_only: bool = False) -
     seen: set[str] = set()
     for target in targets:
         try:
-            rel = git.relpath(Path(target))
+            top = Path(os.path.abspath(target)) == git.workdir
+            rel = "" if top else git.relpath(Path(target))
         except BadPathError as exc:
             out.append(Problem(target, str(exc)))
             continue
         absolute = git.abspath(rel)
         if absolute.is_dir():
-            pointers = [p for p in git.indexed_paths(ptr.SUFFIX) if p.startswith(rel.rstrip("/") + "/")]
-            others = [p for p in git.tracked(rel) if not p.endswith(ptr.SUFFIX)]
+            prefix = rel.rstrip("/") + "/" if rel else ""
+            pointers = [p for p in git.indexed_paths(ptr.SUFFIX) if p.startswith(prefix)]
+            others = [p for p in git.indexed_paths("") if p.startswith(prefix) and not p.endswith(ptr.SUFFIX)]
         elif not rel.endswith(ptr.SUFFIX) and git.tracked(rel):
             pointers, others = [], [rel]  # staged as a blob: a pointer beside it does not matter
         elif rel.endswith(ptr.SUFFIX) or git.abspath(rel + ptr.SUFFIX).is_file():
