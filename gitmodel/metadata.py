@@ -141,16 +141,42 @@ def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- captured facts -----------------------------------------------------------------------
 def package_versions(names: Iterable[str] = ML_PACKAGES) -> dict[str, str]:
-    """Versions of the installed distributions among `names`, from their metadata (no import)."""
-    from importlib import metadata
+    """Versions of the installed distributions among `names`, from their metadata (no import).
 
-    out = {}
-    for name in names:
+    The `NAME-VERSION.dist-info` folders on sys.path name both (PEP 427), so a directory
+    listing answers without importing importlib.metadata (40 ms) or the packages; the first
+    sys.path entry that has a distribution wins, as for imports. Names it cannot read from a
+    folder name (an old `.egg-info` without a version) are asked of importlib.metadata.
+    """
+    wanted = {_normalize(n): n for n in names}
+    out: dict[str, str] = {}
+    for entry in sys.path:
         try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
+            listing = os.listdir(entry or ".")
+        except OSError:
             continue
-    return out
+        for item in listing:
+            if not item.endswith((".dist-info", ".egg-info")):
+                continue
+            stem = item.rsplit(".", 1)[0]
+            dist, sep, version = stem.partition("-")
+            name = wanted.get(_normalize(dist))
+            if name is None or name in out:
+                continue
+            if sep and version:
+                out[name] = version.split("-", 1)[0]  # egg-info may add -pyX.Y
+            else:
+                from importlib import metadata
+
+                try:
+                    out[name] = metadata.version(name)
+                except metadata.PackageNotFoundError:
+                    continue
+    return {n: out[n] for n in sorted(out)}
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def capture_environment() -> dict[str, Any]:
