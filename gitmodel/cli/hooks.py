@@ -53,8 +53,12 @@ def install_command(uninstall: bool, quiet: bool) -> None:
 def hook_command(ctx: click.Context, name: str, args: tuple[str, ...]) -> None:
     """Run what the installed hook NAME does (called by the scripts in .git/hooks)."""
     from gitmodel import hooks
+    from gitmodel.config import CONFIG_NAME
     from gitmodel.errors import GitModelError
+    from gitmodel.gitrepo import GitRepo
 
+    if name.startswith("pre-") and not (GitRepo().workdir / CONFIG_NAME).is_file():
+        return  # a commit or branch from before 'git model init': nothing of ours to check
     if name == "pre-commit":
         from gitmodel.check import check_staged
 

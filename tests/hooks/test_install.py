@@ -179,3 +179,17 @@ class HookStates(RuleBasedStateMachine):
 TestHookStates = HookStates.TestCase
 TestHookStates.settings = settings(max_examples=25, stateful_step_count=12, deadline=None,
                                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_hooks_do_nothing_where_git_model_is_not_set_up(committed_repo: Repo) -> None:
+    """A branch from before `git model init` has no .gitmodel.toml: commits there are not refused."""
+    repo = committed_repo
+    repo.gm("install-hooks", "-q")
+    repo.git("checkout", "-q", "-b", "old", "HEAD~1")
+    assert not (repo.path / ".gitmodel.toml").exists()
+    (repo.path / "f.txt").write_text("x\n")
+    repo.git("add", "f.txt")
+    cp = repo.git("commit", "-q", "-m", "fine")
+    assert cp.stderr == ""
+    repo.git("checkout", "-q", "main")
+    assert (repo.path / ".gitmodel.toml").exists()
