@@ -82,17 +82,24 @@ def test_core_hooks_path_is_honoured(committed_repo: Repo) -> None:
 
 
 def test_hooks_say_what_to_do_without_git_model_on_path(committed_repo: Repo) -> None:
+    from tests.conftest import make_safetensors, run
+
     repo = committed_repo
     repo.gm("install-hooks", "-q")
+    for seed in (1, 2):
+        make_safetensors(repo.path / "m.safetensors", {"w": (4, 4)}, seed=seed)
+        repo.gm("add", "m.safetensors")
+        repo.commit(f"v{seed}")
     env = dict(repo.env, PATH="/usr/bin:/bin")  # git, but no git-model
-    from tests.conftest import run
-
     cp = run(["git", "commit", "-q", "--allow-empty", "-m", "x"], repo.path, env, check=False)
     assert cp.returncode == 1
     assert "git-model hook pre-commit: 'git-model' is not on PATH, so the staged pointers were not checked; " \
            "install it (pip install git-model) or delete .git/hooks/pre-commit" in cp.stderr
     cp = run(["git", "checkout", "-q", "-b", "topic"], repo.path, env, check=False)
-    assert cp.returncode == 0 and "'git-model' is not on PATH" in cp.stderr  # a post-* hook cannot stop anything
+    assert cp.returncode == 0 and cp.stderr == ""  # no pointer changed: nothing needed git-model
+    cp = run(["git", "checkout", "-q", "HEAD~1"], repo.path, env, check=False)
+    assert cp.returncode == 0  # a post-* hook cannot stop anything, but says what did not happen
+    assert "git-model hook post-checkout: 'git-model' is not on PATH, so the model files were not updated" in cp.stderr
 
 
 def test_install_refuses_a_repository_without_git_model(plain_repo: Repo) -> None:
