@@ -129,6 +129,19 @@ def get_dotted(table: Mapping[str, Any], key: str) -> tuple[bool, Any]:
     return True, node
 
 
+def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted key → leaf value, sorted (for `show`/`status` to list a pointer's metadata line by line)."""
+    out: dict[str, Any] = {}
+    for key in sorted(table):
+        value = table[key]
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
 def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for k, v in over.items():

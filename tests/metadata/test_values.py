@@ -102,3 +102,11 @@ def test_dotted_keys_and_merge() -> None:
     merged = deep_merge(table, {"opt": {"beta": 0.95}, "b": 2})
     assert merged == {"a": 1, "b": 2, "opt": {"beta": 0.95, "eps": 1e-8}}
     assert table["opt"]["beta"] == 0.9  # the base is not changed
+
+
+def test_flatten_lists_leaves_by_dotted_key() -> None:
+    from gitmodel.metadata import flatten
+
+    meta = {"params": {"lr": 0.1, "opt": {"name": "adam"}}, "message": "m", "data": {}, "tags": [1, 2]}
+    assert flatten(meta) == {"data": {}, "message": "m", "params.lr": 0.1, "params.opt.name": "adam", "tags": [1, 2]}
+    assert list(flatten(meta)) == sorted(flatten(meta))
