@@ -95,9 +95,18 @@ def test_auto_checkout_off_leaves_files_alone(committed_repo: Repo) -> None:
     assert sha256(repo.path / "m.safetensors") == v2  # left alone
     status = repo.gm("status").stdout
     assert status.splitlines()[0].split()[0] != "clean"
+    from gitmodel import api, hooks
+
+    assert hooks.out_of_date(api.Workspace(repo.path)) == ["m.safetensors"]  # not a local change
+    (repo.path / "m.safetensors").write_bytes(b"edited by hand")
+    assert hooks.out_of_date(api.Workspace(repo.path)) == []
+    repo.gm("checkout", "--force", "-q")
+    assert hooks.out_of_date(api.Workspace(repo.path)) == []
+    assert sha256(repo.path / "m.safetensors") == v1
     repo.git("config", "model.autoCheckout", "true")
     repo.git("checkout", "-q", "main")
     assert sha256(repo.path / "m.safetensors") == v2 and repo.gm("status").stdout.startswith("clean")
+    assert hooks.out_of_date(api.Workspace(repo.path)) == []
 
 
 def test_local_changes_are_not_clobbered_by_a_branch_switch(committed_repo: Repo) -> None:
