@@ -230,17 +230,19 @@ class GitRepo:
                     out.add(path)
         return sorted(out)
 
-    def meta_pushed_blobs(self, local: str, remote_sha: str, remote: str, suffix: str) -> list[tuple[str, str]]:
+    def meta_pushed_blobs(self, local: str, remote_sha: str, suffix: str) -> list[tuple[str, str]]:
         """(path, blob id) of files ending in `suffix` added or changed by the commits a push sends.
 
-        The commits are those reachable from `local` and not from `remote_sha` (when the
-        remote has it) nor from any of the remote's tracking refs.
+        The commits are those reachable from `local` and not from `remote_sha` (when we have
+        it) nor from any remote-tracking ref: a commit fetched from any remote was not made
+        here, and its data is not ours to vouch for (pushing a clone's branch to a new remote
+        must not walk, nor refuse, the whole history).
         """
         walker = self._repo.walk(self._repo[local].id, pygit2.enums.SortMode.TOPOLOGICAL)
         if set(remote_sha) != {"0"} and remote_sha in self._repo:
             walker.hide(self._repo[remote_sha].id)
         for ref in self._repo.references:
-            if ref.startswith(f"refs/remotes/{remote}/"):
+            if ref.startswith("refs/remotes/"):
                 try:
                     walker.hide(self._repo.references[ref].peel(pygit2.Commit).id)
                 except (pygit2.GitError, ValueError):

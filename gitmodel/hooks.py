@@ -116,7 +116,7 @@ def uninstall(git: GitRepo, names: Iterable[str] = HOOK_NAMES) -> UninstallResul
 
 
 # -- what the hooks do --------------------------------------------------------------------
-def pre_push_problems(ws: Workspace, remote: str, lines: Iterable[str]) -> list[str]:
+def pre_push_problems(ws: Workspace, lines: Iterable[str]) -> list[str]:
     """Pointers in the pushed commits whose data is not in the local store (teammates could not get it)."""
     git = ws.git
     blobs: set[tuple[str, str]] = set()
@@ -124,7 +124,7 @@ def pre_push_problems(ws: Workspace, remote: str, lines: Iterable[str]) -> list[
         parts = line.split()
         if len(parts) != 4 or parts[1] == _NULL:
             continue  # a deletion pushes no data
-        blobs |= set(git.meta_pushed_blobs(parts[1], parts[3], remote, ptr.SUFFIX))
+        blobs |= set(git.meta_pushed_blobs(parts[1], parts[3], ptr.SUFFIX))
     out = []
     seen: set[str] = set()
     for path, oid in sorted(blobs):

@@ -70,9 +70,8 @@ def hook_command(ctx: click.Context, name: str, args: tuple[str, ...]) -> None:
             ctx.exit(1)
         return
     if name == "pre-push":
-        remote = args[0] if args else "origin"
-        lines = sys.stdin.read().splitlines()
-        messages = hooks.pre_push_problems(api.Workspace(), remote, lines)
+        lines = sys.stdin.read().splitlines()  # "<local ref> <local sha> <remote ref> <remote sha>"
+        messages = hooks.pre_push_problems(api.Workspace(), lines)
         for line in messages:
             click.echo(line, err=True)
         if messages:

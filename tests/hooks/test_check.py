@@ -7,7 +7,7 @@ import re
 import shutil
 
 from tests.conftest import Repo, make_safetensors, make_torch_checkpoint
-from tests.hooks.conftest import make_gguf, set_rules
+from tests.hooks.helpers import make_gguf, set_rules
 
 P = "m.safetensors.model.toml"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import Repo, make_safetensors
-from tests.hooks.conftest import make_gguf, set_rules
+from tests.hooks.helpers import make_gguf, set_rules
 
 P = "m.safetensors.model.toml"
 

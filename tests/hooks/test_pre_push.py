@@ -60,3 +60,18 @@ def test_only_the_pushed_commits_are_checked(committed_repo: Repo, tmp_path) -> 
     repo.git("commit", "-q", "--allow-empty", "-m", "topic")
     cp = repo.git("push", "-q", "origin", "topic", check=False)
     assert cp.returncode == 0, cp.stderr
+
+
+def test_history_fetched_from_a_remote_is_not_ours_to_vouch_for(committed_repo: Repo, tmp_path) -> None:
+    """A clone without the data pushes a new branch to another remote: only its own commits count."""
+    repo = with_remote(committed_repo, tmp_path)
+    make_safetensors(repo.path / "m.safetensors", {"w": (8, 8)})
+    repo.gm("add", "m.safetensors")
+    repo.commit("v1")
+    repo.git("push", "-q", "origin", "main")
+    repo.git("fetch", "-q", "origin")
+    shutil.rmtree(repo.store / "objects")  # a clone that never had the weights
+    run(["git", "init", "-q", "--bare", str(tmp_path / "backup.git")], tmp_path, repo.env)
+    repo.git("commit", "-q", "--allow-empty", "-m", "mine")
+    cp = repo.git("push", "-q", str(tmp_path / "backup.git"), "main", check=False)
+    assert cp.returncode == 0, cp.stderr

@@ -1,4 +1,4 @@
-"""Helpers for the check and hook tests."""
+"""Helpers for the check and hook tests: metadata rules and a real GGUF file."""
 
 from __future__ import annotations
 
