@@ -31,6 +31,7 @@ from gitmodel.store.atomic import write_file_atomic
 from gitmodel.store.objects import ChunkStore, ManifestId
 
 if TYPE_CHECKING:
+    from gitmodel.metadata import MetadataUpdate
     from gitmodel.status import ModelStatus
 
 DIFF_DRIVER = "gitmodel"
@@ -143,8 +144,15 @@ class AddResult:
     warnings: tuple[str, ...]
 
 
-def add(ws: Workspace, path: Path, name: str | None = None, progress: ProgressFactory | None = None) -> AddResult:
-    """Store a model file or directory, write its pointer and stage it with its .gitignore."""
+def add(
+    ws: Workspace, path: Path, name: str | None = None, progress: ProgressFactory | None = None,
+    metadata: MetadataUpdate | None = None,
+) -> AddResult:
+    """Store a model file or directory, write its pointer and stage it with its .gitignore.
+
+    `metadata` (gitmodel.metadata.prepare) is merged over the old pointer's [metadata];
+    without it the old table is kept as it was.
+    """
     git = ws.git
     rel = git.relpath(path)
     absolute = git.abspath(rel)
@@ -223,7 +231,10 @@ def add(ws: Workspace, path: Path, name: str | None = None, progress: ProgressFa
                           result.warning, tensors)
         )
         ws.cache.record(member, member_st, manifest.digest)
-    pointer = ptr.Pointer(model_name, kind, tuple(entries), old.metadata if old else {})
+    meta = old.metadata if old else {}
+    if metadata is not None:
+        meta = metadata.merge(git, pointer_rel, old, entries)
+    pointer = ptr.Pointer(model_name, kind, tuple(entries), meta)
     encoded = pointer.encode()
     try:
         ptr.decode(encoded, pointer_rel)  # the writer must never write what the reader refuses

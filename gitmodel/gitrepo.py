@@ -165,7 +165,7 @@ class GitRepo:
             head = self._repo.head.peel(pygit2.Commit)
         except (pygit2.GitError, KeyError):
             return None
-        needle = f'"{digest}"'.encode()
+        needle = f'\ndigest = "{digest}"\n'.encode()  # a file's digest line, not a parent's list
         for i, commit in enumerate(self._repo.walk(head.id)):
             if i >= limit:
                 break
@@ -178,6 +178,145 @@ class GitRepo:
                 return f"{str(commit.id)[:7]} ({subject})"
         return None
 
+    # -- metadata, check and hooks (issue 16) -------------------------------------------
+    def meta_head_commit(self) -> str | None:
+        """HEAD's commit id, or None on an unborn branch."""
+        try:
+            return str(self._repo.head.target) if not self._repo.head_is_unborn else None
+        except pygit2.GitError:
+            return None
+
+    def meta_tree_blob_id(self, commitish: str, relpath: str) -> str | None:
+        """The blob id of `relpath` in a commit's tree; None if absent or not a blob."""
+        try:
+            commit = self._repo.revparse_single(commitish).peel(pygit2.Commit)
+            obj = commit.tree[relpath]
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        return str(obj.id) if obj.type_str == "blob" else None
+
+    def meta_head_blob_id(self, relpath: str) -> str | None:
+        return None if self.meta_head_commit() is None else self.meta_tree_blob_id("HEAD", relpath)
+
+    def meta_head_blob(self, relpath: str) -> bytes | None:
+        oid = self.meta_head_blob_id(relpath)
+        return None if oid is None else self.meta_blob(oid)
+
+    def meta_blob(self, oid: str, limit: int | None = None) -> bytes:
+        data = self._repo[oid].peel(pygit2.Blob).data
+        return bytes(data if limit is None else data[:limit])
+
+    def meta_blob_size(self, oid: str) -> int:
+        """A blob's size without reading it whole."""
+        return int(self._repo.odb.read_header(oid)[1])
+
+    def meta_hash_file(self, path: Path) -> str:
+        """The blob id Git would give the file's bytes."""
+        return str(pygit2.hashfile(str(path)))
+
+    def meta_worktree_dirty(self, ignore_suffix: str) -> bool:
+        """Tracked files changed (staged or not) since HEAD, ignoring untracked files and pointers."""
+        changed = self._repo.status(untracked_files="no")
+        return any(not p.endswith(ignore_suffix) and p != ".gitignore" and not p.endswith("/.gitignore")
+                   for p, flags in changed.items() if flags != pygit2.enums.FileStatus.CURRENT)
+
+    def meta_index(self) -> pygit2.Index:
+        """The index a commit is being made from: GIT_INDEX_FILE when git sets it (`git commit PATH`)."""
+        env_index = os.environ.get("GIT_INDEX_FILE")
+        if not env_index:
+            return self._index()
+        path = Path(env_index)
+        index = pygit2.Index(str(path if path.is_absolute() else self.workdir / path))
+        index.read(True)
+        return index
+
+    def meta_index_blob(self, relpath: str, limit: int | None = None) -> bytes | None:
+        """The staged bytes of `relpath` (stage 0), or None."""
+        try:
+            entry = self.meta_index()[relpath]
+        except (KeyError, ValueError):
+            return None
+        return self.meta_blob(str(entry.id), limit)
+
+    def meta_staged(self) -> list[tuple[str, str]]:
+        """(path, blob id) of each index entry added or changed since HEAD; conflicted entries too."""
+        index = self.meta_index()
+        head = self.meta_head_commit()
+        tree = self._repo[head].peel(pygit2.Commit).tree if head else None
+        out = []
+        for entry in index:
+            if tree is not None:
+                try:
+                    if str(tree[entry.path].id) == str(entry.id):
+                        continue
+                except KeyError:
+                    pass
+            out.append((entry.path, str(entry.id)))
+        if index.conflicts is not None:
+            for ancestor, ours, theirs in index.conflicts:
+                side = ours or theirs or ancestor
+                out.append((side.path, str(side.id)))
+        return sorted(set(out))
+
+    def meta_changed_between(self, old: str | None, new: str, suffix: str) -> list[str]:
+        """Paths ending in `suffix` whose blob differs between two commits (`old` None: all in `new`)."""
+        new_tree = self._repo.revparse_single(new).peel(pygit2.Commit).tree
+        if old is None or set(old) == {"0"}:
+            return sorted(p for p in _tree_paths(new_tree) if p.endswith(suffix))
+        old_tree = self._repo.revparse_single(old).peel(pygit2.Commit).tree
+        out = set()
+        for delta in old_tree.diff_to_tree(new_tree).deltas:
+            for path in (delta.old_file.path, delta.new_file.path):
+                if path.endswith(suffix):
+                    out.add(path)
+        return sorted(out)
+
+    def meta_pushed_blobs(self, local: str, remote_sha: str, suffix: str) -> list[tuple[str, str]]:
+        """(path, blob id) of files ending in `suffix` added or changed by the commits a push sends.
+
+        The commits are those reachable from `local` and not from `remote_sha` (when we have
+        it) nor from any remote-tracking ref: a commit fetched from any remote was not made
+        here, and its data is not ours to vouch for (pushing a clone's branch to a new remote
+        must not walk, nor refuse, the whole history).
+        """
+        walker = self._repo.walk(self._repo[local].id, pygit2.enums.SortMode.TOPOLOGICAL)
+        if set(remote_sha) != {"0"} and remote_sha in self._repo:
+            walker.hide(self._repo[remote_sha].id)
+        for ref in self._repo.references:
+            if ref.startswith("refs/remotes/"):
+                try:
+                    walker.hide(self._repo.references[ref].peel(pygit2.Commit).id)
+                except (pygit2.GitError, ValueError):
+                    continue
+        out: set[tuple[str, str]] = set()
+        for commit in walker:
+            parents = commit.parents
+            if not parents:
+                out |= {(p, oid) for p, oid in _tree_blobs(commit.tree) if p.endswith(suffix)}
+                continue
+            for parent in parents:
+                for delta in parent.tree.diff_to_tree(commit.tree).deltas:
+                    path = delta.new_file.path
+                    if path.endswith(suffix) and delta.status != pygit2.enums.DeltaStatus.DELETED:
+                        out.add((path, str(delta.new_file.id)))
+        return sorted(out)
+
+    def meta_hooks_dir(self) -> Path:
+        """Where git runs hooks from: core.hooksPath if set, else hooks/ in the common git dir."""
+        configured = self.config_get("core.hooksPath")
+        if configured:
+            path = Path(configured).expanduser()
+            return path if path.is_absolute() else self.workdir / path
+        return self.common_dir / "hooks"
+
+    def meta_config_bool(self, key: str, default: bool) -> bool:
+        try:
+            return bool(self._repo.config.get_bool(key))
+        except KeyError:
+            return default
+        except pygit2.GitError as exc:
+            raise GitModelError(f"git config {key}: {exc}; set it to true or false") from None
+
 
 def _common_dir(git_dir: Path) -> Path:
     """The directory shared by all worktrees (where the default store lives)."""
@@ -187,3 +326,16 @@ def _common_dir(git_dir: Path) -> Path:
     except OSError:
         return git_dir
     return (git_dir / text).resolve()
+
+
+def _tree_blobs(tree: pygit2.Tree, prefix: str = "") -> Iterator[tuple[str, str]]:
+    for obj in tree:
+        path = prefix + str(obj.name)
+        if obj.type_str == "tree":
+            yield from _tree_blobs(obj, path + "/")  # type: ignore[arg-type]
+        elif obj.type_str == "blob":
+            yield path, str(obj.id)
+
+
+def _tree_paths(tree: pygit2.Tree) -> list[str]:
+    return [p for p, _ in _tree_blobs(tree)]

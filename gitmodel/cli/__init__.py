@@ -30,10 +30,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from gitmodel.cli import add, checkout, init, status
+    from gitmodel.cli import add, check, checkout, hooks, init, status
 
-    for module in (init, add, checkout, status):
+    for module in (init, add, checkout, status, check):
         cli.add_command(module.command)
+    cli.add_command(hooks.install_command)
+    cli.add_command(hooks.hook_command)
 
 
 _register()

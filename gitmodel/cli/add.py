@@ -21,13 +21,35 @@ JSON_SCHEMA = 1
               "up to its first dot, e.g. 'model' for model.safetensors, or the directory name).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary for scripts (schema in docs/user-guide.md).")
-def command(paths: tuple[Path, ...], name: str | None, quiet: bool, as_json: bool) -> None:
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A hyperparameter (typed: 3, 1e-4, true, text).")
+@click.option("--metric", "metrics", multiple=True, metavar="KEY=VALUE", help="A metric of these weights.")
+@click.option("--params-file", multiple=True, type=click.Path(path_type=Path), help="Params from a JSON, YAML or TOML file.")
+@click.option("--metrics-file", multiple=True, type=click.Path(path_type=Path), help="Metrics from a JSON, YAML or TOML file.")
+@click.option("--data", multiple=True, metavar="[NAME=]PATH", help="Data this model was trained or evaluated on.")
+@click.option("--parent", metavar="NAME@REF", help="The version this one derives from (default: the previous one).")
+@click.option("-m", "--message", help="What this version is.")
+def command(
+    paths: tuple[Path, ...], name: str | None, quiet: bool, as_json: bool, params: tuple[str, ...],
+    metrics: tuple[str, ...], params_file: tuple[Path, ...], metrics_file: tuple[Path, ...], data: tuple[str, ...],
+    parent: str | None, message: str | None,
+) -> None:
     """Store model files or directories and stage their pointers (PATH.model.toml)."""
     if name is not None and len(paths) > 1:
         raise click.UsageError("--name needs exactly one PATH")
     ws = api.Workspace()
     progress = progress_factory(quiet or as_json)
-    results = [api.add(ws, path, name, progress) for path in paths]
+    from gitmodel import metadata as md
+    from gitmodel.schema import load_schema
+
+    update = md.prepare(ws.git, params, metrics, params_file, metrics_file, data, parent, message)
+    schema = load_schema(ws.git)
+    results = []
+    for path in paths:
+        result = api.add(ws, path, name, progress, metadata=update)
+        results.append(result)
+        pointer = ws.read_pointer(result.pointer_path)
+        for problem in schema.metadata_problems(pointer.name, pointer.metadata):
+            click.echo(f"git model: warning: {result.pointer_path}: {problem}", err=True)
     for r in results:
         for warning in r.warnings:
             click.echo(f"git model: warning: {warning}", err=True)

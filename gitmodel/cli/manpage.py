@@ -63,6 +63,8 @@ def render(group: click.Group) -> str:
     lines += [".SH OPTIONS", *_options(ctx, group), ".SH COMMANDS"]
     for name in sorted(group.commands):
         command = group.commands[name]
+        if command.hidden:  # internal plumbing, such as the hooks' entry point
+            continue
         sub = click.Context(command, info_name=name, parent=ctx)
         usage = " ".join(command.collect_usage_pieces(sub))
         lines.append(f'.SS "git model {_roff(name)} {_roff(usage)}"')
