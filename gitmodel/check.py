@@ -11,6 +11,7 @@ from pathlib import Path
 from gitmodel import pointer as ptr
 from gitmodel.api import Workspace
 from gitmodel.errors import BadPathError, GitModelError
+from gitmodel.consistency import entry_problems
 from gitmodel.manifest import Manifest
 from gitmodel.schema import Schema, load_schema
 from gitmodel.store.objects import ChunkStore, ManifestId
@@ -34,25 +35,6 @@ class Problem:
         return f"{self.path}: {self.what}"
 
 
-def tensor_problems(entry: ptr.FileEntry, manifest: Manifest) -> list[str]:
-    """Where a file entry's size, digest, format or tensor lines disagree with its manifest."""
-    out = []
-    if (entry.size, entry.digest) != (manifest.size, manifest.digest):
-        out.append(f"{entry.path}: size and digest disagree with its manifest {entry.manifest}")
-    if entry.format != manifest.format:
-        out.append(f"{entry.path}: format {entry.format!r}, but its manifest says {manifest.format!r}")
-    listed = {name: (t.dtype, t.shape, t.digest) for name, t in entry.tensors.items()}
-    stored = {t.name: (t.dtype, t.shape, t.digest) for t in manifest.tensors}
-    for name in sorted(set(listed) | set(stored), key=str.encode):
-        if name not in stored:
-            out.append(f"{entry.path}: tensor {name!r} is not in its manifest")
-        elif name not in listed:
-            out.append(f"{entry.path}: tensor {name!r} of its manifest has no line in the pointer")
-        elif listed[name] != stored[name]:
-            out.append(f"{entry.path}: tensor {name!r} differs from its manifest (dtype, shape or digest)")
-    return out
-
-
 def pointer_problems(data: bytes, where: str, store: ChunkStore, schema: Schema) -> list[str]:
     """Everything wrong with one pointer's bytes: markers, parse, manifest, store, metadata rules."""
     if any(line.startswith(_CONFLICT_PREFIXES) for line in data.splitlines()):
@@ -70,7 +52,7 @@ def pointer_problems(data: bytes, where: str, store: ChunkStore, schema: Schema)
         except GitModelError:
             missing_data = True
             continue
-        out += tensor_problems(entry, manifest)
+        out += [f"{entry.path}: {problem}" for problem in entry_problems(entry, manifest)]
         missing_data = missing_data or any(not store.has_chunk(cid) for cid, _ in manifest.chunks)
     if missing_data:
         out.append("its data is not in this store (added in another clone? run 'git model add' there, "

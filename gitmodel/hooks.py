@@ -169,29 +169,3 @@ def materialize_changed(ws: Workspace, old: str | None, new: str) -> CheckoutRes
     if not present:
         return None
     return api.checkout(ws, present)
-
-
-def out_of_date(ws: Workspace) -> list[str]:
-    """Model files that hold an earlier version git-model wrote or added, not their pointer's.
-
-    That is what a branch switch with autoCheckout off leaves: not a local change (adding it
-    would record the old weights as new) but a file for `git model checkout` to update. For
-    `status` to show as "out of date".
-    """
-    import stat as stat_mod
-
-    from gitmodel.api import select_models
-
-    out = []
-    for model in select_models(ws, ()):
-        for entry, rel in model.file_paths():
-            try:
-                st = os.lstat(ws.git.abspath(rel))
-            except OSError:
-                continue
-            if not stat_mod.S_ISREG(st.st_mode):
-                continue
-            known = ws.cache.matches_known(rel, st)
-            if known is not None and known != entry.digest and ws.current_digest(rel, st) == known:
-                out.append(rel)
-    return out

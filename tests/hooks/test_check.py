@@ -52,8 +52,8 @@ def test_tensor_lines_must_agree_with_the_manifest(committed_repo: Repo) -> None
     code, lines = check(repo)
     assert code == 1
     assert lines == [
-        f"{P}: m.safetensors: tensor 'b' of its manifest has no line in the pointer",
-        f"{P}: m.safetensors: tensor 'w' differs from its manifest (dtype, shape or digest)",
+        f"{P}: m.safetensors: tensor(s) 'b' in its manifest but missing from the pointer",
+        f"{P}: m.safetensors: tensor(s) 'w' different in the pointer and its manifest (dtype, shape or digest)",
     ]
 
 

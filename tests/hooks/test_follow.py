@@ -93,20 +93,21 @@ def test_auto_checkout_off_leaves_files_alone(committed_repo: Repo) -> None:
     cp = repo.git("checkout", "-q", "HEAD~1")
     assert cp.stderr == ""
     assert sha256(repo.path / "m.safetensors") == v2  # left alone
-    status = repo.gm("status").stdout
-    assert status.splitlines()[0].split()[0] != "clean"
-    from gitmodel import api, hooks
-
-    assert hooks.out_of_date(api.Workspace(repo.path)) == ["m.safetensors"]  # not a local change
+    assert state(repo) == "out of date"  # not a local change: 'git model checkout' updates it
     (repo.path / "m.safetensors").write_bytes(b"edited by hand")
-    assert hooks.out_of_date(api.Workspace(repo.path)) == []
+    assert state(repo) == "modified"
     repo.gm("checkout", "--force", "-q")
-    assert hooks.out_of_date(api.Workspace(repo.path)) == []
-    assert sha256(repo.path / "m.safetensors") == v1
+    assert sha256(repo.path / "m.safetensors") == v1 and state(repo) == "clean"
     repo.git("config", "model.autoCheckout", "true")
     repo.git("checkout", "-q", "main")
-    assert sha256(repo.path / "m.safetensors") == v2 and repo.gm("status").stdout.startswith("clean")
-    assert hooks.out_of_date(api.Workspace(repo.path)) == []
+    assert sha256(repo.path / "m.safetensors") == v2 and state(repo) == "clean"
+
+
+def state(repo: Repo) -> str:
+    import json
+
+    (model,) = json.loads(repo.gm("status", "--json").stdout)["models"]
+    return str(model["state"])
 
 
 def test_local_changes_are_not_clobbered_by_a_branch_switch(committed_repo: Repo) -> None:
