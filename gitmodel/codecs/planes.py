@@ -1,0 +1,144 @@
+"""Codec 2 (planes): split fixed-width values into byte planes, compress each plane or keep it raw."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gitmodel.codecs.basic import compressor, zstd_decompress
+from gitmodel.codecs.registry import CODEC_PLANES, Codec, DecodeContext, damaged, register
+
+if TYPE_CHECKING:
+    import numpy as np
+
+TRANSFORM_NONE = 0
+# Rotate each little-endian value left by one bit: the sign moves to the lowest bit and the
+# exponent of bf16, fp32 and fp64 fills the top byte alone, where it compresses best.
+TRANSFORM_ROTATE = 1
+WIDTHS = (2, 4, 8)
+PLANE_RAW = 0
+PLANE_ZSTD = 1
+_HEAD = struct.Struct("<BB")
+_PLANE = struct.Struct("<BQ")
+# A plane is kept compressed only when that saves at least 1/16 of it: a plane that saves less
+# costs more to decode than it saves to read.
+_MIN_SAVING_SHIFT = 4
+# A plane longer than 4 samples is first judged on its first _SAMPLE bytes: mantissa planes
+# never compress, and this skips compressing them whole.
+SAMPLE = 64 << 10
+
+
+@dataclass(frozen=True)
+class PlaneLayout:
+    """How values are cut into planes: bytes per value, and the bit transform applied first."""
+
+    width: int
+    transform: int
+
+    def __post_init__(self) -> None:
+        if self.width not in WIDTHS or self.transform not in (TRANSFORM_NONE, TRANSFORM_ROTATE):
+            raise ValueError(f"no plane layout of width {self.width} and transform {self.transform}")
+
+
+def _uint(width: int) -> str:
+    return f"<u{width}"
+
+
+def split(data: bytes | memoryview, layout: PlaneLayout) -> tuple[np.ndarray, bytes]:
+    """(planes as a width x n array, plane 0 the least significant byte; the tail bytes)."""
+    import numpy as np
+
+    w = layout.width
+    n = len(data) // w
+    body = np.frombuffer(data, dtype=np.uint8, count=n * w)
+    if layout.transform == TRANSFORM_ROTATE:
+        values = body.view(_uint(w))
+        bits = np.array(8 * w - 1, dtype=values.dtype)
+        one = np.array(1, dtype=values.dtype)
+        body = ((values << one) | (values >> bits)).view(np.uint8)
+    planes = body.reshape(n, w).T.copy()
+    return planes, bytes(data[n * w :])
+
+
+def merge(planes: list[bytes | memoryview], tail: bytes | memoryview, layout: PlaneLayout) -> bytes:
+    """The inverse of split: interleave the planes, undo the transform, append the tail."""
+    import numpy as np
+
+    w = layout.width
+    n = len(planes[0]) if planes else 0
+    out = np.empty((n, w), dtype=np.uint8)
+    for k, plane in enumerate(planes):
+        out[:, k] = np.frombuffer(plane, dtype=np.uint8)
+    if layout.transform == TRANSFORM_ROTATE:
+        values = out.reshape(-1).view(_uint(w))
+        bits = np.array(8 * w - 1, dtype=values.dtype)
+        one = np.array(1, dtype=values.dtype)
+        values = (values >> one) | (values << bits)
+        return values.tobytes() + bytes(tail)
+    return out.tobytes() + bytes(tail)
+
+
+def _worth_it(packed: int, raw: int) -> bool:
+    return packed <= raw - (raw >> _MIN_SAVING_SHIFT)
+
+
+def encode_plane(plane: bytes | memoryview) -> tuple[int, bytes | memoryview]:
+    """(PLANE_ZSTD, frame) when compressing pays, else (PLANE_RAW, the plane)."""
+    n = len(plane)
+    if n < 64:
+        return PLANE_RAW, plane
+    zc = compressor("plane")
+    if n > 4 * SAMPLE and not _worth_it(len(zc.compress(plane[:SAMPLE])), SAMPLE):
+        return PLANE_RAW, plane
+    packed: bytes = zc.compress(plane)
+    if _worth_it(len(packed), n):
+        return PLANE_ZSTD, packed
+    return PLANE_RAW, plane
+
+
+def encode(data: bytes | memoryview, layout: PlaneLayout) -> bytes:
+    """The codec-2 payload of `data` (any length: bytes past the last whole value are the tail)."""
+    planes, tail = split(data, layout)
+    parts: list[bytes | memoryview] = [_HEAD.pack(layout.width, layout.transform)]
+    bodies: list[bytes | memoryview] = []
+    for k in range(layout.width):
+        mode, body = encode_plane(memoryview(planes[k]))
+        parts.append(_PLANE.pack(mode, len(body)))
+        bodies.append(body)
+    parts.append(tail)
+    return b"".join(parts + bodies)
+
+
+def decode(payload: memoryview, raw_len: int, ctx: DecodeContext) -> bytes:
+    if len(payload) < _HEAD.size:
+        raise damaged(ctx, "a planes header", f"{len(payload)} bytes")
+    width, transform = _HEAD.unpack_from(payload)
+    try:
+        layout = PlaneLayout(width, transform)
+    except ValueError:
+        raise damaged(ctx, "planes of width 2, 4 or 8, transform 0 or 1", f"width {width}, transform {transform}") from None
+    n, tail_len = divmod(raw_len, width)
+    pos = _HEAD.size
+    descriptors: list[tuple[int, int]] = []
+    for k in range(width):
+        if pos + _PLANE.size > len(payload):
+            raise damaged(ctx, f"{width} plane descriptors", f"a payload of {len(payload)} bytes")
+        mode, size = _PLANE.unpack_from(payload, pos)
+        if mode not in (PLANE_RAW, PLANE_ZSTD) or (mode == PLANE_RAW and size != n):
+            raise damaged(ctx, f"plane {k}: raw of {n} bytes or zstd", f"mode {mode}, {size} bytes")
+        descriptors.append((mode, size))
+        pos += _PLANE.size
+    tail = payload[pos : pos + tail_len]
+    pos += tail_len
+    if pos + sum(size for _, size in descriptors) != len(payload):
+        raise damaged(ctx, f"planes filling the {len(payload)}-byte payload", f"{pos + sum(s for _, s in descriptors)} bytes")
+    planes: list[bytes | memoryview] = []
+    for k, (mode, size) in enumerate(descriptors):
+        body = payload[pos : pos + size]
+        pos += size
+        planes.append(body if mode == PLANE_RAW else zstd_decompress(body, n, ctx, f"plane {k}"))
+    return merge(planes, tail, layout)
+
+
+register(Codec(CODEC_PLANES, "planes", decode))
