@@ -13,7 +13,7 @@ import xxhash
 from gitmodel.codecs import basic as _basic  # noqa: F401
 from gitmodel.codecs import delta as _delta
 from gitmodel.codecs import planes as _planes  # noqa: F401
-from gitmodel.codecs.choose import Base, Encoding, choose
+from gitmodel.codecs.choose import MAX_CHAIN, Base, Encoding, choose, encode_with
 from gitmodel.codecs.dtypes import layout_for
 from gitmodel.codecs.registry import (
     CODEC_PLANES,
@@ -30,8 +30,8 @@ from gitmodel.codecs.registry import (
 from gitmodel.errors import DamagedObjectError
 
 __all__ = [
-    "CODEC_PLANES", "CODEC_RAW", "CODEC_XOR_DELTA", "CODEC_ZSTD", "Base", "Encoding", "LoadBase",
-    "base_of", "choose", "codec_name", "decode", "known_codecs", "layout_for",
+    "CODEC_PLANES", "CODEC_RAW", "CODEC_XOR_DELTA", "CODEC_ZSTD", "MAX_CHAIN", "Base", "Encoding",
+    "LoadBase", "base_of", "choose", "codec_name", "decode", "encode_with", "known_codecs", "layout_for",
 ]
 
 
@@ -42,9 +42,10 @@ def decode(
     chunk_id: str,
     load_base: LoadBase | None = None,
     where: str | None = None,
-) -> bytes:
+) -> bytes | bytearray:
     """The raw bytes of chunk `chunk_id` stored as `payload` with `codec`, verified against the id.
 
+    The result may be a bytearray the caller then owns (no copy is made to freeze it).
     `load_base(id)` returns a delta base's verified raw bytes (the store reads it, following
     its own chain); it is called only for codec 3. `where` names the object in errors
     (default: "chunk <id>"). Raises UnsupportedVersionError for a codec this release does not

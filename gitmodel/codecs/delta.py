@@ -38,6 +38,16 @@ def xor_with(data: bytes | memoryview, base: bytes | memoryview) -> bytes:
     return out.tobytes()
 
 
+def xor_into(target: bytearray, base: bytes | memoryview) -> None:
+    """target ^= base over their common length, in place."""
+    import numpy as np
+
+    common = min(len(target), len(base))
+    if common:
+        view = np.frombuffer(target, dtype=np.uint8, count=common)
+        np.bitwise_xor(view, np.frombuffer(base, dtype=np.uint8, count=common), out=view)
+
+
 def header(base_id: str, base_len: int, inner: int) -> bytes:
     return _HEAD.pack(bytes.fromhex(base_id), base_len, inner)
 
@@ -49,7 +59,7 @@ def base_of(payload: bytes | memoryview) -> str | None:
     return bytes(payload[:16]).hex()
 
 
-def decode(payload: memoryview, raw_len: int, ctx: DecodeContext) -> bytes:
+def decode(payload: memoryview, raw_len: int, ctx: DecodeContext) -> bytes | bytearray:
     if len(payload) < HEADER_SIZE:
         raise damaged(ctx, f"a {HEADER_SIZE}-byte delta header", f"{len(payload)} bytes")
     base_raw, base_len, inner = _HEAD.unpack_from(payload)
@@ -63,6 +73,9 @@ def decode(payload: memoryview, raw_len: int, ctx: DecodeContext) -> bytes:
     base = ctx.load_base(base_id)
     check_length(ctx, base, base_len, f"delta base {base_id}")
     xored = lookup(inner, ctx.where).decode(payload[HEADER_SIZE:], raw_len, ctx)
+    if isinstance(xored, bytearray):  # ours to change: XOR the base in place, no copy
+        xor_into(xored, base)
+        return xored
     return xor_with(xored, base)
 
 

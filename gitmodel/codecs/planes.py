@@ -54,29 +54,34 @@ def split(data: bytes | memoryview, layout: PlaneLayout) -> tuple[np.ndarray, by
     body = np.frombuffer(data, dtype=np.uint8, count=n * w)
     if layout.transform == TRANSFORM_ROTATE:
         values = body.view(_uint(w))
-        bits = np.array(8 * w - 1, dtype=values.dtype)
-        one = np.array(1, dtype=values.dtype)
-        body = ((values << one) | (values >> bits)).view(np.uint8)
+        rotated = values << np.array(1, dtype=values.dtype)
+        rotated |= values >> np.array(8 * w - 1, dtype=values.dtype)
+        body = rotated.view(np.uint8)
     planes = body.reshape(n, w).T.copy()
     return planes, bytes(data[n * w :])
 
 
-def merge(planes: list[bytes | memoryview], tail: bytes | memoryview, layout: PlaneLayout) -> bytes:
-    """The inverse of split: interleave the planes, undo the transform, append the tail."""
+def merge(planes: list[bytes | memoryview], tail: bytes | memoryview, layout: PlaneLayout) -> bytearray:
+    """The inverse of split: interleave the planes, undo the transform, append the tail.
+
+    Returns a new bytearray the caller owns (a delta XORs its base into it in place).
+    """
     import numpy as np
 
     w = layout.width
     n = len(planes[0]) if planes else 0
-    out = np.empty((n, w), dtype=np.uint8)
+    out = bytearray(n * w + len(tail))
+    flat = np.frombuffer(out, dtype=np.uint8)
+    body = flat[: n * w].reshape(n, w)
     for k, plane in enumerate(planes):
-        out[:, k] = np.frombuffer(plane, dtype=np.uint8)
+        body[:, k] = np.frombuffer(plane, dtype=np.uint8)
     if layout.transform == TRANSFORM_ROTATE:
-        values = out.reshape(-1).view(_uint(w))
-        bits = np.array(8 * w - 1, dtype=values.dtype)
-        one = np.array(1, dtype=values.dtype)
-        values = (values >> one) | (values << bits)
-        return values.tobytes() + bytes(tail)
-    return out.tobytes() + bytes(tail)
+        values = flat[: n * w].view(_uint(w))
+        low = values >> np.array(1, dtype=values.dtype)
+        values <<= np.array(8 * w - 1, dtype=values.dtype)
+        values |= low
+    out[n * w :] = tail
+    return out
 
 
 def _worth_it(packed: int, raw: int) -> bool:
@@ -110,7 +115,7 @@ def encode(data: bytes | memoryview, layout: PlaneLayout) -> bytes:
     return b"".join(parts + bodies)
 
 
-def decode(payload: memoryview, raw_len: int, ctx: DecodeContext) -> bytes:
+def decode(payload: memoryview, raw_len: int, ctx: DecodeContext) -> bytearray:
     if len(payload) < _HEAD.size:
         raise damaged(ctx, "a planes header", f"{len(payload)} bytes")
     width, transform = _HEAD.unpack_from(payload)

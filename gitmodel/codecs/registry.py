@@ -24,7 +24,7 @@ class DecodeContext:
     load_base: LoadBase | None = None
 
 
-Decoder = Callable[[memoryview, int, DecodeContext], bytes]
+Decoder = Callable[[memoryview, int, DecodeContext], "bytes | bytearray"]
 """(payload, raw length, context) -> exactly raw-length bytes, or DamagedObjectError."""
 
 
@@ -67,6 +67,6 @@ def damaged(ctx: DecodeContext, expected: str, got: str) -> DamagedObjectError:
     return DamagedObjectError(ctx.where, expected, got)
 
 
-def check_length(ctx: DecodeContext, data: bytes | memoryview, expected: int, what: str) -> None:
+def check_length(ctx: DecodeContext, data: bytes | bytearray | memoryview, expected: int, what: str) -> None:
     if len(data) != expected:
         raise damaged(ctx, f"{what} of {expected} bytes", f"{len(data)} bytes")
