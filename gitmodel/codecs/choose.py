@@ -32,7 +32,7 @@ class Base:
     """
 
     chunk_id: str
-    data: bytes | memoryview
+    data: bytes | bytearray | memoryview
     depth: int = 0
 
 

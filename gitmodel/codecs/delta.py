@@ -23,7 +23,7 @@ HEADER_SIZE = _HEAD.size
 INNER_CODECS = (CODEC_RAW, CODEC_ZSTD, CODEC_PLANES)
 
 
-def xor_with(data: bytes | memoryview, base: bytes | memoryview) -> bytes:
+def xor_with(data: bytes | bytearray | memoryview, base: bytes | bytearray | memoryview) -> bytes:
     """data XOR base over their common length; bytes of `data` past the base are kept as they are.
 
     The same function undoes itself: xor_with(xor_with(d, b), b) == d, whatever the lengths.
@@ -38,7 +38,7 @@ def xor_with(data: bytes | memoryview, base: bytes | memoryview) -> bytes:
     return out.tobytes()
 
 
-def xor_into(target: bytearray, base: bytes | memoryview) -> None:
+def xor_into(target: bytearray, base: bytes | bytearray | memoryview) -> None:
     """target ^= base over their common length, in place."""
     import numpy as np
 

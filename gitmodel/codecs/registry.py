@@ -12,7 +12,7 @@ CODEC_ZSTD = 1
 CODEC_PLANES = 2
 CODEC_XOR_DELTA = 3
 
-LoadBase = Callable[[str], bytes]
+LoadBase = Callable[[str], "bytes | bytearray | memoryview"]
 """Returns the raw, verified bytes of the chunk with this id (the base of a delta)."""
 
 
