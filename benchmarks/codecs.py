@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -279,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     rows: list[Row] = []
     header = (f"{platform.system()} {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}; "
-              f"{args.mib} MiB per data set in {CHUNK // MIB} MiB chunks, seed {args.seed}; one thread")
+              f"{args.mib} MiB per data set in {CHUNK // MIB} MiB chunks, seed {args.seed}; one thread; "
+              f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(header, flush=True)
     for ds in datasets(args.mib, args.seed):
         changed = ds.changed
