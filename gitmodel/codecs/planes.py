@@ -16,7 +16,8 @@ TRANSFORM_NONE = 0
 # Rotate each little-endian value left by one bit: the sign moves to the lowest bit and the
 # exponent of bf16, fp32 and fp64 fills the top byte alone, where it compresses best.
 TRANSFORM_ROTATE = 1
-WIDTHS = (2, 4, 8)
+# Width 1 is one plane: one-byte types (fp8, int8) get the plane's entropy coding and rule.
+WIDTHS = (1, 2, 4, 8)
 PLANE_RAW = 0
 PLANE_ZSTD = 1
 _HEAD = struct.Struct("<BB")
@@ -122,7 +123,7 @@ def decode(payload: memoryview, raw_len: int, ctx: DecodeContext) -> bytearray:
     try:
         layout = PlaneLayout(width, transform)
     except ValueError:
-        raise damaged(ctx, "planes of width 2, 4 or 8, transform 0 or 1", f"width {width}, transform {transform}") from None
+        raise damaged(ctx, "planes of width 1, 2, 4 or 8, transform 0 or 1", f"width {width}, transform {transform}") from None
     n, tail_len = divmod(raw_len, width)
     pos = _HEAD.size
     descriptors: list[tuple[int, int]] = []

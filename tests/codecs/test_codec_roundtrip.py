@@ -13,7 +13,7 @@ from gitmodel.codecs.planes import TRANSFORM_NONE, TRANSFORM_ROTATE, PlaneLayout
 from codec_values import SPECIAL_BITS, cid, specials, weights
 
 DTYPES = list(SPECIAL_BITS)
-LAYOUTS = [PlaneLayout(w, t) for w in (2, 4, 8) for t in (TRANSFORM_NONE, TRANSFORM_ROTATE)]
+LAYOUTS = [PlaneLayout(w, t) for w in (1, 2, 4, 8) for t in (TRANSFORM_NONE, TRANSFORM_ROTATE)]
 INNER = [codecs.CODEC_RAW, codecs.CODEC_ZSTD, codecs.CODEC_PLANES]
 
 
@@ -109,13 +109,26 @@ def test_the_chooser_picks_planes_for_weights_and_keeps_noise_raw() -> None:
         assert codecs.choose(noise, dtype).codec == codecs.CODEC_RAW
 
 
-def test_unknown_dtypes_are_guessed_and_one_byte_types_get_no_planes() -> None:
+def test_unknown_dtypes_are_guessed_and_quantized_blocks_get_no_planes() -> None:
     data = weights("BF16", 1 << 18)
     assert codecs.choose(data, None).codec == codecs.CODEC_PLANES  # a PyTorch storage, say
     assert codecs.choose(data, "storage").codec == codecs.CODEC_PLANES
-    # Declared as fp8 or quantized blocks, planes are not tried: zstd or raw only.
-    assert codecs.choose(data, "F8_E4M3").codec in (codecs.CODEC_RAW, codecs.CODEC_ZSTD)
+    # Declared as quantized blocks, planes are not tried: zstd or raw only.
     assert codecs.choose(data, "Q4_K").codec in (codecs.CODEC_RAW, codecs.CODEC_ZSTD)
+
+
+def test_fp8_weights_get_one_plane_where_plain_zstd_would_be_refused() -> None:
+    import torch
+
+    w = torch.randn(1 << 20, generator=torch.Generator().manual_seed(3)) * 0.02
+    for dtype, name, bound in ((torch.float8_e4m3fn, "F8_E4M3", 0.83), (torch.float8_e5m2, "F8_E5M2", 0.71)):
+        data = (w * (torch.finfo(dtype).max / w.abs().max())).to(dtype).view(torch.uint8).numpy().tobytes()
+        enc = codecs.choose(data, name)
+        assert len(enc.payload) < bound * len(data), (name, len(enc.payload) / len(data))
+        if name == "F8_E4M3":  # saves less than a quarter: plain zstd would have been refused
+            assert enc.codec == codecs.CODEC_PLANES and bytes(enc.payload[:2]) == b"\x01\x00"
+        roundtrip(enc, data)
+    assert codecs.layout_for("F8_E4M3") == PlaneLayout(1, TRANSFORM_NONE)
 
 
 def test_text_and_zeros_get_plain_zstd() -> None:
