@@ -82,13 +82,30 @@ def datasets(mib: int, seed: int) -> list[DataSet]:
     far = bf16_bits(step(w, FAR, seed + 2)).tobytes()
     fp16 = w.astype(np.float16).tobytes()
     fp32 = master_weights(seed + 3, mib * MIB // 4).tobytes()
-    return [
+    sets = [
         DataSet("bf16 checkpoint", "BF16", 2, v0),
         DataSet("fp16 checkpoint", "F16", 2, fp16),
         DataSet("fp32 checkpoint", "F32", 4, fp32),
+    ]
+    fp8 = fp8_e4m3(master_weights(seed + 4, mib * MIB))
+    if fp8 is not None:
+        sets.append(DataSet("fp8 E4M3 checkpoint", "F8_E4M3", 1, fp8))
+    return sets + [
         DataSet("bf16 consecutive delta", "BF16", 2, v1, v0),
         DataSet("bf16 far-apart delta", "BF16", 2, far, v0),
     ]
+
+
+def fp8_e4m3(weights: np.ndarray) -> bytes | None:
+    """fp8 E4M3 bytes of `weights` scaled so the largest maps to 448, as fp8 checkpoints are
+    saved; None without torch (numpy has no fp8), and the row is then left out."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    t = torch.from_numpy(weights)
+    scaled = t * (torch.finfo(torch.float8_e4m3fn).max / t.abs().max())
+    return bytes(scaled.to(torch.float8_e4m3fn).view(torch.uint8).numpy().tobytes())
 
 
 @dataclass
@@ -240,7 +257,10 @@ def peers(ds: DataSet, notes: list[str]) -> list[Row]:
     except ImportError:
         notes.append("zipnn not installed: pip install zipnn")
     else:
-        kind = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}[ds.dtype]
+        kind = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}.get(ds.dtype)
+        if kind is None:
+            notes.append(f"ZipNN has no {ds.dtype} mode: not run on {ds.name}")
+            return rows + _zstd_row(ds, prefix)
         zn = zipnn.ZipNN(bytearray_dtype=kind, threads=1)
         from importlib.metadata import version
 
@@ -250,16 +270,19 @@ def peers(ds: DataSet, notes: list[str]) -> list[Row]:
             lambda raw, base: zn.compress(bytearray(_xor(raw, base))), len,
             lambda enc, raw, base: _xor(bytes(zn.decompress(enc)), base),
         ))
+    return rows + _zstd_row(ds, prefix)
+
+
+def _zstd_row(ds: DataSet, prefix: str) -> list[Row]:
     import zstandard
 
     zc = zstandard.ZstdCompressor(level=1)
     zd = zstandard.ZstdDecompressor()
-    rows.append(measure(
+    return [measure(
         ds, f"{prefix}zstd-1 whole chunk (zstandard {zstandard.__version__})",
         lambda raw, base: zc.compress(_xor(raw, base)), len,
         lambda enc, raw, base: _xor(zd.decompress(enc), base),
-    ))
-    return rows
+    )]
 
 
 def _two(r: Row) -> str:
