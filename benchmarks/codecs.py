@@ -285,6 +285,52 @@ def _zstd_row(ds: DataSet, prefix: str) -> list[Row]:
     )]
 
 
+def primitives(seed: int) -> list[str]:
+    """The figures behind two decisions: numpy for planes and XOR, and the plane's zstd settings."""
+    import zstandard
+
+    from gitmodel.codecs import planes
+    from gitmodel.codecs.basic import compressor
+    from gitmodel.codecs.planes import PlaneLayout
+
+    w = master_weights(seed, CHUNK // 2)
+    chunk = bf16_bits(w).tobytes()
+    other = bf16_bits(step(w, STEP, seed + 1)).tobytes()
+    n = len(chunk)
+    lines = []
+
+    def rate(work: Callable[[], Any]) -> str:
+        _, cpu = timed(work)
+        return f"{n / 1e6 / max(cpu, 1e-9):,.0f} MB/s"
+
+    lo, hi = chunk[0::2], chunk[1::2]
+
+    def py_merge() -> bytearray:
+        out = bytearray(n)
+        out[0::2], out[1::2] = lo, hi
+        return out
+
+    layout = PlaneLayout(2, 0)
+    split, _ = planes.split(chunk, layout)
+    lines.append(f"split a 4 MiB bf16 chunk into 2 planes: numpy {rate(lambda: planes.split(chunk, layout))}, "
+                 f"Python slices {rate(lambda: (chunk[0::2], chunk[1::2]))}")
+    lines.append(f"merge 2 planes: numpy {rate(lambda: planes.merge([split[0], split[1]], b'', layout))}, "
+                 f"Python slice assignment {rate(py_merge)}")
+    lines.append(f"XOR two 4 MiB chunks: numpy {rate(lambda: delta.xor_with(chunk, other))}, Python ints "
+                 + rate(lambda: (int.from_bytes(chunk, "little") ^ int.from_bytes(other, "little")).to_bytes(n, "little")))
+    level1 = zstandard.ZstdCompressor(level=1)
+    for rotate in (0, 1):
+        top = planes.split(chunk, PlaneLayout(2, rotate))[0][1].tobytes()
+        counts = np.bincount(np.frombuffer(top, np.uint8), minlength=256)
+        p = counts[counts > 0] / counts.sum()
+        entropy = float(-(p * np.log2(p)).sum() / 8)
+        lines.append(
+            f"bf16 top plane, {'rotated' if rotate else 'not rotated'}: zstd level 1 "
+            f"{len(level1.compress(top)) / len(top):.3f} of the plane, plane settings "
+            f"{len(compressor('plane').compress(top)) / len(top):.3f}, order-0 entropy {entropy:.3f}")
+    return lines
+
+
 def _two(r: Row) -> str:
     if r.encode_2threads_mb_s is None or r.decode_2threads_mb_s is None:
         return "-"
@@ -327,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r.encode_cpu_s:6.2f} {r.decode_cpu_s:6.2f} {_two(r):>11}  {r.note}")
     for note in sorted(set(notes)):
         print(f"- {note}")
+    print("\nPrimitives (one 4 MiB bf16 chunk, MB/s of raw bytes per core):")
+    for line in primitives(args.seed):
+        print(f"- {line}")
     if args.json:
         args.json.write_text(json.dumps({"header": header, "notes": sorted(set(notes)),
                                          "rows": [asdict(r) for r in rows]}, indent=1) + "\n")
