@@ -66,7 +66,7 @@ def delta_layout(layout: PlaneLayout | None) -> PlaneLayout | None:
     return PlaneLayout(layout.width, TRANSFORM_NONE)
 
 
-def _encode_way(way: _Way, data: bytes | memoryview, base: Base | None) -> Encoding | None:
+def _encode_way(way: _Way, data: bytes | memoryview, base: Base | None, level: int = 1) -> Encoding | None:
     """The encoding of `data` this way, or None where the way does not pay (zstd's rule)."""
     if way.delta:
         assert base is not None
@@ -74,7 +74,7 @@ def _encode_way(way: _Way, data: bytes | memoryview, base: Base | None) -> Encod
     else:
         source = data
     if way.layout is None:
-        packed = zstd_compress(source)
+        packed = zstd_compress(source, level)
         if not way.delta and packed and len(packed) > len(data) - (len(data) >> _ZSTD_MIN_SAVING_SHIFT):
             return None
         inner, body = CODEC_ZSTD, packed
@@ -125,8 +125,8 @@ def choose(
 
     `dtype` is the chunk's element type as a parser names it (BF16, F32, float16...); None or
     an unknown name tries the common float layouts on a sample. `base` is offered as a delta
-    base unless its chain is already `max_chain` deep. `level` <= 0 turns compression off
-    (raw). Never raises for what `data` holds: any bytes round-trip with any dtype.
+    base unless its chain is already `max_chain` deep. `level` is plain zstd's level (the
+    store's setting; planes keep their own settings); <= 0 turns compression off (raw). Never raises for what `data` holds: any bytes round-trip with any dtype.
     """
     n = len(data)
     if level <= 0 or n < MIN_LENGTH:
@@ -148,13 +148,13 @@ def choose(
     best: Encoding | None = None
     best_way: _Way | None = None
     for way in ways:
-        got = _encode_way(way, sample, sample_base)
+        got = _encode_way(way, sample, sample_base, level)
         if got is not None and (best is None or len(got.payload) < len(best.payload)):
             best, best_way = got, way
     if best is None or best_way is None or len(best.payload) >= len(sample):
         return Encoding(CODEC_RAW, data)
     if not whole:
-        best = _encode_way(best_way, data, base)
+        best = _encode_way(best_way, data, base, level)
         if best is None or len(best.payload) >= n:
             return Encoding(CODEC_RAW, data)
     return best

@@ -189,9 +189,15 @@ def test_a_chain_at_its_bound_gets_a_whole_chunk_again() -> None:
     assert max(enc.depth for enc, _ in stored.values()) == codecs.MAX_CHAIN
 
 
-def test_compression_off_stores_raw() -> None:
+def test_compression_off_stores_raw_and_the_level_reaches_plain_zstd() -> None:
     data = weights("BF16", 4096)
     assert codecs.choose(data, "BF16", level=0).codec == codecs.CODEC_RAW
+    words = [b"weight", b"bias", b"norm", b"attn", b"mlp", b"layer", b"embed", b"head", b"q", b"k", b"v"]
+    picks = np.random.default_rng(4).integers(0, len(words), 120_000)
+    text = b" ".join(words[i] for i in picks)  # ~600 KB: over the sample threshold
+    fast, small = codecs.choose(text, None, level=1), codecs.choose(text, None, level=19)
+    assert fast.codec == small.codec == codecs.CODEC_ZSTD and len(small.payload) < len(fast.payload)
+    roundtrip(small, text)
 
 
 def test_delta_layout_drops_the_rotation_only() -> None:
