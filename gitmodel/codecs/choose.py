@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from gitmodel.codecs import delta, planes
 from gitmodel.codecs.basic import zstd_compress
 from gitmodel.codecs.dtypes import GUESSES, is_known, layout_for
-from gitmodel.codecs.planes import TRANSFORM_NONE, PlaneLayout
+from gitmodel.codecs.planes import TRANSFORM_NONE, TRANSFORM_SPARSE, PlaneLayout
 from gitmodel.codecs.registry import CODEC_PLANES, CODEC_RAW, CODEC_XOR_DELTA, CODEC_ZSTD
 
 # A chunk longer than 4 samples is judged by encoding its first SAMPLE bytes every way; only
@@ -16,6 +16,7 @@ SAMPLE = 128 << 10
 # Plain zstd is kept only when it saves a quarter: on float data it saves ~20% and decodes at
 # ~0.6 GB/s per core, slower than the disk a checkout writes to (docs/store-format.md, v1).
 _ZSTD_MIN_SAVING_SHIFT = 2
+_SPARSE_HANDICAP_SHIFT = 4
 # Below this, a chunk is stored raw: no codec header or frame pays for itself.
 MIN_LENGTH = 64
 # A delta's base may itself be a delta, up to this many deltas deep: reading a chunk decodes
@@ -64,6 +65,14 @@ def delta_layout(layout: PlaneLayout | None) -> PlaneLayout | None:
     if layout is None:
         return None
     return PlaneLayout(layout.width, TRANSFORM_NONE)
+
+
+def sparse(layout: PlaneLayout | None) -> PlaneLayout | None:
+    """The same layout leaving out all-zero values: most values of a consecutive checkpoint's
+    XOR are zero (docs/codecs.md, codec 2)."""
+    if layout is None:
+        return None
+    return PlaneLayout(layout.width, layout.transform | TRANSFORM_SPARSE)
 
 
 def _encode_way(way: _Way, data: bytes | memoryview, base: Base | None, level: int = 1) -> Encoding | None:
@@ -139,7 +148,10 @@ def choose(
         layouts.extend(GUESSES)
     ways = [_Way(layout, False) for layout in layouts]
     if base is not None and len(base.data) and base.depth < max_chain:
-        ways += [_Way(delta_layout(layout), True) for layout in layouts]
+        for layout in layouts:
+            ways.append(_Way(delta_layout(layout), True))
+            if layout is not None:
+                ways.append(_Way(sparse(delta_layout(layout)), True))
     whole = n <= 4 * SAMPLE
     sample = data if whole else memoryview(data)[:SAMPLE]
     sample_base = base
@@ -147,10 +159,18 @@ def choose(
         sample_base = Base(base.chunk_id, memoryview(base.data)[:SAMPLE], base.depth)
     best: Encoding | None = None
     best_way: _Way | None = None
+    best_score = 0
     for way in ways:
         got = _encode_way(way, sample, sample_base, level)
-        if got is not None and (best is None or len(got.payload) < len(best.payload)):
-            best, best_way = got, way
+        if got is None:
+            continue
+        score = len(got.payload)
+        if way.layout is not None and way.layout.transform & TRANSFORM_SPARSE:
+            # Scattering values back decodes slower than interleaving planes (far-apart deltas:
+            # ~440 against ~750 MB/s) for the same size: sparse must save a sixteenth to win.
+            score += score >> _SPARSE_HANDICAP_SHIFT
+        if best is None or score < best_score:
+            best, best_way, best_score = got, way, score
     if best is None or best_way is None or len(best.payload) >= len(sample):
         return Encoding(CODEC_RAW, data)
     if not whole:

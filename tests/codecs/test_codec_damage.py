@@ -8,7 +8,7 @@ import pytest
 from codec_values import cid, weights
 
 from gitmodel import codecs
-from gitmodel.codecs.planes import TRANSFORM_NONE, TRANSFORM_ROTATE, PlaneLayout
+from gitmodel.codecs.planes import TRANSFORM_NONE, TRANSFORM_ROTATE, TRANSFORM_SPARSE, PlaneLayout
 from gitmodel.errors import DamagedObjectError, GitModelError, MissingObjectError, UnsupportedVersionError
 
 DATA = weights("BF16", 700) + b"\x2a"  # 1401 bytes: planes with a tail
@@ -25,6 +25,7 @@ def encodings() -> dict[str, codecs.Encoding]:
         "delta/raw": codecs.encode_with(codecs.CODEC_XOR_DELTA, DATA, None, b, codecs.CODEC_RAW),
         "delta/zstd": codecs.encode_with(codecs.CODEC_XOR_DELTA, DATA, None, b, codecs.CODEC_ZSTD),
         "delta/planes": codecs.encode_with(codecs.CODEC_XOR_DELTA, DATA, PlaneLayout(2, TRANSFORM_NONE), b),
+        "delta/sparse planes": codecs.encode_with(codecs.CODEC_XOR_DELTA, DATA, PlaneLayout(2, TRANSFORM_SPARSE), b),
     }
 
 
@@ -150,3 +151,14 @@ def test_errors_are_git_model_errors_with_one_line() -> None:
     with pytest.raises(GitModelError) as info:
         decode(enc, b"\x28\xb5\x2f\xfd" + bytes(20))
     assert "\n" not in str(info.value)
+
+
+def test_a_sparse_mask_with_padding_bits_set_is_damaged() -> None:
+    data = bytes(2) * 4 + b"\x01\x02" + bytes(2) * 4  # 9 values of width 2: the mask pads 7 bits
+    enc = codecs.encode_with(codecs.CODEC_PLANES, data, PlaneLayout(2, TRANSFORM_SPARSE))
+    payload = bytearray(enc.payload)
+    mask_at = 2 + 3 * 9  # header, 3 descriptors, no tail; the mask plane comes first, raw
+    assert payload[mask_at : mask_at + 2] == bytes([0b00001000, 0])
+    payload[mask_at + 1] = 0b01000000  # bit of value 9, which does not exist
+    with pytest.raises(DamagedObjectError, match="padding bits set"):
+        codecs.decode(enc.codec, bytes(payload), len(data), cid(data))

@@ -11,7 +11,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from gitmodel import codecs
 from gitmodel.codecs import delta
-from gitmodel.codecs.planes import TRANSFORM_NONE, TRANSFORM_ROTATE, PlaneLayout
+from gitmodel.codecs.planes import TRANSFORMS, PlaneLayout
 from gitmodel.errors import DamagedObjectError, MissingObjectError, UnsupportedVersionError
 
 DTYPE_NAMES = [
@@ -20,7 +20,7 @@ DTYPE_NAMES = [
     "no such dtype", "",
 ]
 dtypes = st.one_of(st.none(), st.sampled_from(DTYPE_NAMES), st.text(max_size=8))
-layouts = st.builds(PlaneLayout, st.sampled_from([1, 2, 4, 8]), st.sampled_from([TRANSFORM_NONE, TRANSFORM_ROTATE]))
+layouts = st.builds(PlaneLayout, st.sampled_from([1, 2, 4, 8]), st.sampled_from(TRANSFORMS))
 # Mostly small; sometimes past the chooser's sample threshold (4 x 128 KiB), built from a
 # pattern so big inputs stay cheap to generate and still compress in parts.
 blobs = st.one_of(

@@ -9,11 +9,11 @@ import pytest
 
 from gitmodel import codecs
 from gitmodel.codecs.choose import SAMPLE, delta_layout
-from gitmodel.codecs.planes import TRANSFORM_NONE, TRANSFORM_ROTATE, PlaneLayout
+from gitmodel.codecs.planes import TRANSFORM_NONE, TRANSFORM_ROTATE, TRANSFORM_SPARSE, TRANSFORMS, PlaneLayout
 from codec_values import SPECIAL_BITS, cid, specials, weights
 
 DTYPES = list(SPECIAL_BITS)
-LAYOUTS = [PlaneLayout(w, t) for w in (1, 2, 4, 8) for t in (TRANSFORM_NONE, TRANSFORM_ROTATE)]
+LAYOUTS = [PlaneLayout(w, t) for w in (1, 2, 4, 8) for t in TRANSFORMS]
 INNER = [codecs.CODEC_RAW, codecs.CODEC_ZSTD, codecs.CODEC_PLANES]
 
 
@@ -151,7 +151,8 @@ def test_the_chooser_stores_a_training_step_as_a_small_delta() -> None:
     assert 0.2 < changed < 0.3  # the "about a quarter of bf16 values change"
     enc = codecs.choose(child, "BF16", codecs.Base(cid(parent), parent))
     assert enc.codec == codecs.CODEC_XOR_DELTA and enc.base == cid(parent) and enc.depth == 1
-    assert len(enc.payload) < 0.16 * len(child), len(enc.payload) / len(child)
+    assert len(enc.payload) < 0.12 * len(child), len(enc.payload) / len(child)
+    assert enc.payload[25:27] == bytes([2, TRANSFORM_SPARSE])  # inner planes, width 2, sparse
     roundtrip(enc, child, {cid(parent): parent})
 
 
@@ -203,3 +204,29 @@ def test_compression_off_stores_raw_and_the_level_reaches_plain_zstd() -> None:
 def test_delta_layout_drops_the_rotation_only() -> None:
     assert delta_layout(PlaneLayout(2, TRANSFORM_ROTATE)) == PlaneLayout(2, TRANSFORM_NONE)
     assert delta_layout(None) is None
+
+
+def test_sparse_planes_keep_only_nonzero_values() -> None:
+    values = np.zeros(10_000, dtype="<u4")
+    values[::7] = np.random.default_rng(8).integers(1, 2**32, values[::7].size, dtype=np.uint32)
+    data = values.tobytes() + b"\x00\x09"
+    dense = codecs.encode_with(codecs.CODEC_PLANES, data, PlaneLayout(4, TRANSFORM_NONE))
+    sparse = codecs.encode_with(codecs.CODEC_PLANES, data, PlaneLayout(4, TRANSFORM_SPARSE))
+    assert len(sparse.payload) < len(dense.payload)
+    roundtrip(sparse, data)
+    for n in (1, 7, 8, 9, 15, 16, 17):  # every mask padding
+        small = values[:n].tobytes()
+        roundtrip(codecs.encode_with(codecs.CODEC_PLANES, small, PlaneLayout(4, TRANSFORM_SPARSE)), small)
+
+
+def test_a_far_apart_delta_keeps_dense_planes_where_sparse_saves_nothing() -> None:
+    from codec_values import bf16_bits
+
+    rng = np.random.default_rng(12)
+    master = rng.normal(0, 0.02, 1 << 20).astype(np.float32)
+    parent = bf16_bits(master).tobytes()
+    child = bf16_bits(master + np.float32(3e-4) * rng.standard_normal(master.size).astype(np.float32)).tobytes()
+    enc = codecs.choose(child, "BF16", codecs.Base(cid(parent), parent))
+    assert enc.codec == codecs.CODEC_XOR_DELTA and enc.payload[25:27] == bytes([2, TRANSFORM_NONE])
+    assert len(enc.payload) < 0.40 * len(child)
+    roundtrip(enc, child, {cid(parent): parent})
