@@ -344,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=REPEAT["runs"], help="runs per timing, least CPU time kept (default 3)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
+    parser.add_argument("--no-peers", action="store_true", help="run only git-model's codecs")
     args = parser.parse_args(argv)
     REPEAT["runs"] = max(1, args.repeat)
     notes: list[str] = []
@@ -356,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         changed = ds.changed
         if changed is not None:
             notes.append(f"{ds.name}: {changed:.1%} of values changed")
-        rows += ours(ds) + peers(ds, notes)
+        rows += ours(ds) + ([] if args.no_peers else peers(ds, notes))
         print(f"... {ds.name} done", file=sys.stderr, flush=True)
     if args.markdown:
         print("\n| data | method | stored / raw | encode MB/s/core | decode MB/s/core | encode CPU s | decode CPU s "
