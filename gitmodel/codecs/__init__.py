@@ -1,0 +1,68 @@
+"""Codecs: how a chunk's bytes are stored (raw, zstd, byte planes, XOR delta), and the chooser.
+
+The store calls `choose` on write and records the codec id, the payload and the raw length;
+it calls `decode` on read, which returns the chunk's bytes verified against its id, or raises.
+The formats are specified in docs/codecs.md.
+"""
+
+from __future__ import annotations
+
+import xxhash
+
+# Importing these modules registers their codecs.
+from gitmodel.codecs import basic as _basic  # noqa: F401
+from gitmodel.codecs import delta as _delta
+from gitmodel.codecs import planes as _planes  # noqa: F401
+from gitmodel.codecs.choose import MAX_CHAIN, Base, Encoding, choose, encode_with
+from gitmodel.codecs.dtypes import layout_for
+from gitmodel.codecs.registry import (
+    CODEC_PLANES,
+    CODEC_RAW,
+    CODEC_XOR_DELTA,
+    CODEC_ZSTD,
+    DecodeContext,
+    LoadBase,
+    check_length,
+    codec_name,
+    known_codecs,
+    lookup,
+)
+from gitmodel.errors import DamagedObjectError
+
+__all__ = [
+    "CODEC_PLANES", "CODEC_RAW", "CODEC_XOR_DELTA", "CODEC_ZSTD", "MAX_CHAIN", "Base", "Encoding",
+    "LoadBase", "base_of", "choose", "codec_name", "decode", "encode_with", "known_codecs", "layout_for",
+]
+
+
+def decode(
+    codec: int,
+    payload: bytes | memoryview,
+    raw_len: int,
+    chunk_id: str,
+    load_base: LoadBase | None = None,
+    where: str | None = None,
+) -> bytes | bytearray:
+    """The raw bytes of chunk `chunk_id` stored as `payload` with `codec`, verified against the id.
+
+    The result may be a bytearray the caller then owns (no copy is made to freeze it).
+    `load_base(id)` returns a delta base's verified raw bytes (the store reads it, following
+    its own chain); it is called only for codec 3. `where` names the object in errors
+    (default: "chunk <id>"). Raises UnsupportedVersionError for a codec this release does not
+    know and DamagedObjectError for any payload that does not decode to exactly those bytes.
+    """
+    label = where if where is not None else f"chunk {chunk_id}"
+    ctx = DecodeContext(label, load_base)
+    data = lookup(codec, label).decode(memoryview(payload), raw_len, ctx)
+    check_length(ctx, data, raw_len, "decoded chunk")
+    got = xxhash.xxh3_128_hexdigest(data)
+    if got != chunk_id:
+        raise DamagedObjectError(label, f"xxh3 {chunk_id}", f"xxh3 {got}")
+    return data
+
+
+def base_of(codec: int, payload: bytes | memoryview) -> str | None:
+    """The chunk id a stored chunk needs to be decoded (a delta's base), for gc; else None."""
+    if codec != CODEC_XOR_DELTA:
+        return None
+    return _delta.base_of(payload)
