@@ -30,10 +30,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from gitmodel.cli import add, checkout, init, status
+    from gitmodel.cli import add, audit, checkout, init, log, stages, status, tag
 
     for module in (init, add, checkout, status):
         cli.add_command(module.command)
+    for family in (tag, stages, log, audit):  # versions, stages and the audit trail
+        for command in family.commands:
+            cli.add_command(command)
 
 
 _register()
