@@ -45,9 +45,9 @@ def checkout_version(
     working tree's (when that one has no uncommitted edits) and is staged, so that committing
     it makes the rollback an ordinary commit.
     """
-    mv = resolve(ws.git, spec)
     if with_pointer and output is not None:
         raise GitModelError("--pointer restores the pointer in the working tree; it cannot be used with -o")
+    mv = resolve(ws.git, spec)
     result = RestoreResult(mv.name, str(mv.version) if mv.version else None, mv.commit)
     if mv.version is not None:
         dep = registry.deprecation(ws.git, mv.name, str(mv.version))
@@ -56,10 +56,11 @@ def checkout_version(
     targets = _targets(ws, mv, output)
     if with_pointer:
         _check_pointer_is_clean(ws, mv, force)
+    committed = _working_tree_digests(ws, mv.name)
     plan = []
     conflicts = []
     for entry, rel, target in targets:
-        action = _plan(ws, entry.digest, rel, target, output is not None)
+        action = _plan(ws, entry.digest, rel, target, output is not None, committed.get(rel))
         if action == "skip":
             result.up_to_date.append(rel)
         elif action == "conflict" and not force:
@@ -108,8 +109,18 @@ def _targets(ws: Workspace, mv: ModelVersion, output: Path | None) -> list[tuple
     return out
 
 
-def _plan(ws: Workspace, digest: str, rel: str, target: Path, outside: bool) -> str:
-    """'skip' (right bytes there), 'write' (absent, or git-model's own earlier version) or 'conflict'."""
+def _working_tree_digests(ws: Workspace, name: str) -> dict[str, str]:
+    """Path → digest of the files the working tree's pointer of the model lists (bytes the store has)."""
+    try:
+        current = resolve(ws.git, name)
+    except GitModelError:
+        return {}
+    return {rel: entry.digest for entry, rel in current.file_paths()}
+
+
+def _plan(ws: Workspace, digest: str, rel: str, target: Path, outside: bool, committed: str | None) -> str:
+    """'skip' (right bytes there), 'write' (absent, git-model's own earlier version, or the
+    bytes the working tree's pointer names, which the store has) or 'conflict'."""
     try:
         st = os.lstat(target)
     except FileNotFoundError:
@@ -126,7 +137,7 @@ def _plan(ws: Workspace, digest: str, rel: str, target: Path, outside: bool) -> 
     current = ws.current_digest(rel, st)
     if current == digest:
         return "skip"
-    return "write" if known == current else "conflict"
+    return "write" if current in (known, committed) else "conflict"
 
 
 def _check_pointer_is_clean(ws: Workspace, mv: ModelVersion, force: bool) -> None:
