@@ -27,7 +27,7 @@ FETCH_REFSPECS = ("+refs/notes/model*:refs/model-remotes/{remote}/notes/model*",
 # A glob, so a push from a clone that has no events yet is not an error; HEAD keeps a plain
 # `git push` pushing the current branch once remote.<name>.push is set.
 PUSH_REFSPECS = ("refs/tags/model/*:refs/tags/model/*", "refs/notes/model*:refs/notes/model*")
-_KEYS = {"v", "at", "by", "event", "model", "version", "commit", "pointer", "digests", "stage", "replaced",
+FIELDS = {"v", "at", "by", "event", "model", "version", "commit", "pointer", "digests", "stage", "replaced",
          "metrics", "reason", "prev", "tag"}
 
 
