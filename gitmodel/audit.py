@@ -7,6 +7,7 @@ import hashlib
 import heapq
 import json
 import os
+import re
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -56,8 +57,11 @@ def parse_time(text: str) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+_AT_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
 def event_time(at: str) -> datetime:
-    return datetime.strptime(at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(at[:-1] + "+00:00")  # fromisoformat is C; strptime is slow
 
 
 @dataclass(frozen=True)
@@ -127,10 +131,8 @@ def decode(line: str, where: str = "refs/notes/model") -> Event:
 
     for key in ("at", "by", "event", "model"):
         text(key, True)
-    try:
-        event_time(doc["at"])
-    except ValueError:
-        raise BadEventError(f"{where}: audit event {line[:60]!r}: 'at' is not a UTC time") from None
+    if not _AT_RE.fullmatch(doc["at"]):
+        raise BadEventError(f"{where}: audit event {line[:60]!r}: 'at' is not a UTC time")
     prev = doc.get("prev", [])
     if not isinstance(prev, list) or not all(isinstance(p, str) for p in prev):
         raise BadEventError(f"{where}: audit event {line[:60]!r}: 'prev' must be an array of strings")
@@ -210,9 +212,10 @@ def sync(git: GitRepo) -> None:
     into refs/notes/model (two clones' histories may have forked); each command that reads
     or writes events folds them in first, so the next `git push` is a fast-forward.
     """
-    remote_refs = git.refs_under("refs/model-remotes/")
-    theirs = [t for name, t in sorted(remote_refs.items()) if name.endswith("/notes/model")]
-    for target in theirs:
+    for name in sorted(git.ref_names("refs/model-remotes/")):
+        target = git.ref_target(name)
+        if target is None or not name.endswith("/notes/model"):
+            continue
         ours = git.ref_target(NOTES_REF)
         if ours is None:
             git.set_ref(NOTES_REF, target, "git model: notes from a remote")

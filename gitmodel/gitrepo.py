@@ -188,10 +188,14 @@ class GitRepo:
     def refs_under(self, prefix: str) -> dict[str, str]:
         """Reference name → the object it points at, for every ref starting with `prefix`."""
         out: dict[str, str] = {}
-        for name in self._repo.references:
-            if name.startswith(prefix):
-                out[name] = str(self._repo.references[name].target)
+        for ref in self._repo.references.iterator():  # one pass; a lookup per name costs a file read each
+            if ref.name.startswith(prefix):
+                out[ref.name] = str(ref.target)
         return out
+
+    def ref_names(self, prefix: str) -> list[str]:
+        """Names of the references starting with `prefix` (names only: no file read per ref)."""
+        return [name for name in self._repo.listall_references() if name.startswith(prefix)]
 
     def ref_target(self, name: str) -> str | None:
         ref = self._repo.references.get(name)
@@ -208,7 +212,10 @@ class GitRepo:
         tagger = obj.tagger
         who = f"{tagger.name} <{tagger.email}>" if tagger is not None else ""
         when = int(tagger.time) if tagger is not None else 0
-        return str(obj.peel(pygit2.Commit).id), str(obj.message), who, when
+        # a version tag names its commit directly; peeling would load the commit as well
+        direct = obj.read_raw().startswith(b"object %s\ntype commit\n" % str(obj.target).encode())
+        target = obj.target if direct else obj.peel(pygit2.Commit).id
+        return str(target), str(obj.message), who, when
 
     def create_tag(self, name: str, commit: str, message: str, who: tuple[str, str]) -> None:
         """An annotated tag; signed by `git tag` itself when the user signs tags (tag.gpgSign)."""

@@ -356,7 +356,7 @@ def _version_info(git: GitRepo, t: VersionTag, events: list[audit.Event], histor
         except ValueError:
             continue
     dep = None
-    for e in events:
+    for e in events:  # the version's own events (log passes them grouped)
         if e.version != version:
             continue
         if e.event == "annotated":
@@ -375,7 +375,10 @@ def log(git: GitRepo, name: str) -> list[VersionInfo]:
     if name not in tags and not events:
         resolve(git, name)  # the "no model is named" error
     histories = replay(events)
-    return [_version_info(git, t, events, histories) for t in reversed(tags.get(name, []))]
+    by_version: dict[str | None, list[audit.Event]] = {}
+    for e in events:
+        by_version.setdefault(e.version, []).append(e)
+    return [_version_info(git, t, by_version.get(str(t.version), []), histories) for t in reversed(tags.get(name, []))]
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from gitmodel import audit
 from gitmodel import pointer as ptr
@@ -126,15 +127,24 @@ def known_models(git: GitRepo, tags: dict[str, list[VersionTag]] | None = None) 
     return sorted(names)
 
 
+# The pointer encoding puts `name` on its own line near the top (docs/pointer-format.md), so
+# listing models reads that line instead of parsing every pointer: `ls` stays fast with
+# hundreds of models.
+_NAME_LINE = re.compile(rb'^name = "([A-Za-z0-9][A-Za-z0-9._-]{0,99})"$', re.M)
+
+
 def _index_names(git: GitRepo) -> dict[str, str]:
-    """Name → pointer path, for the pointers in Git's index (read from the working tree)."""
+    """Name → pointer path, for the pointers in Git's index (the name read from the working tree)."""
     out: dict[str, str] = {}
     for p in git.indexed_paths(ptr.SUFFIX):
         try:
-            pointer = ptr.decode(git.abspath(p).read_bytes(), p)
-        except (OSError, GitModelError):
+            with open(git.abspath(p), "rb") as f:
+                head = f.read(1024)
+        except OSError:
             continue
-        out.setdefault(pointer.name, p)
+        match = _NAME_LINE.search(head)
+        if match is not None:
+            out.setdefault(match.group(1).decode(), p)
     return out
 
 
@@ -205,9 +215,17 @@ def _at_commit(git: GitRepo, name: str, commit: str, hint: str | None, version: 
 
 def find_pointer(git: GitRepo, commit: str, name: str, hint: str | None = None) -> tuple[str, ptr.Pointer] | None:
     """The pointer of model `name` in a commit: the hinted path first, then where the index has it, then any."""
-    candidates = [c for c in (hint, _index_names(git).get(name)) if c]
     seen: set[str] = set()
-    for path in candidates + git.paths_in_commit(commit, ptr.SUFFIX):
+
+    def candidates() -> Iterator[str]:  # lazily: the hint is almost always right
+        if hint:
+            yield hint
+        indexed = _index_names(git).get(name)
+        if indexed:
+            yield indexed
+        yield from git.paths_in_commit(commit, ptr.SUFFIX)
+
+    for path in candidates():
         if path in seen:
             continue
         seen.add(path)
@@ -245,7 +263,3 @@ def _unknown_model(git: GitRepo, name: str, tags: dict[str, list[VersionTag]]) -
     models = known_models(git, tags)
     shown = ", ".join(models[:20]) + (f" and {len(models) - 20} more" if len(models) > 20 else "")
     return NotAModelError(f"no model is named '{name}'; models: {shown or 'none (add one with git model add PATH)'}")
-
-
-def pointer_dir(path: str) -> Path:
-    return Path(path).parent

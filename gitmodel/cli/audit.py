@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gitmodel import api, audit, registry
+from gitmodel import api
 from gitmodel.cli.log import event_line
 from gitmodel.errors import GitModelError
 
@@ -19,6 +19,8 @@ from gitmodel.errors import GitModelError
 @click.option("--verify", is_flag=True, help="Check the hash chain, that every version tag has its event, and tag signatures.")
 def command(name: str | None, since: str | None, as_json: bool, verify: bool) -> None:
     """Print the audit events (all models, or NAME), oldest first."""
+    from gitmodel import audit, registry  # lazily: keeps every command's startup light
+
     ws = api.Workspace()
     when = audit.parse_time(since) if since else None
     events = registry.audit_events(ws.git, name, when)

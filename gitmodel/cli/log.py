@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gitmodel import api, registry
+from gitmodel import api
 from gitmodel.cli.progress import human_bytes
 
 
@@ -20,6 +20,8 @@ def _metrics(metrics: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def log(name: str, as_json: bool) -> None:
     """One line per version of model NAME, newest first: version, stages, date, author, metrics."""
+    from gitmodel import registry  # lazily: keeps every command's startup light
+
     ws = api.Workspace()
     versions = registry.log(ws.git, name)
     if as_json:
@@ -41,6 +43,8 @@ def log(name: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def show(spec: str, as_json: bool) -> None:
     """The whole card of a version: files, metadata, lineage, stages, metrics, audit events."""
+    from gitmodel import registry  # lazily: keeps every command's startup light
+
     ws = api.Workspace()
     card = registry.show(ws.git, spec)
     if as_json:
@@ -92,6 +96,8 @@ def event_line(e: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def ls(as_json: bool) -> None:
     """Every model: latest version, stages, size."""
+    from gitmodel import registry  # lazily: keeps every command's startup light
+
     ws = api.Workspace()
     models = registry.ls(ws.git)
     if as_json:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from gitmodel import api, audit, registry
+from gitmodel import api
 
 
 @click.command("promote")
@@ -15,6 +15,8 @@ from gitmodel import api, audit, registry
 @click.option("-m", "--message", help="Why: kept in the audit event.")
 def promote(spec: str, stage: str, message: str | None) -> None:
     """Give a tagged version a stage (production, staging, any name); one version holds it at a time."""
+    from gitmodel import registry  # lazily: keeps every command's startup light
+
     ws = api.Workspace()
     r = registry.promote(ws.git, spec, stage, message)
     was = f" (was v{r.replaced})" if r.replaced else ""
@@ -27,6 +29,8 @@ def promote(spec: str, stage: str, message: str | None) -> None:
 @click.option("-m", "--message", help="Why: kept in the audit event.")
 def rollback(name: str, stage: str, message: str | None) -> None:
     """Hand STAGE back to the version that held it before the current one."""
+    from gitmodel import registry  # lazily: keeps every command's startup light
+
     ws = api.Workspace()
     r = registry.rollback(ws.git, name, stage, message)
     click.echo(f"{r.model} v{r.version} holds {r.stage} again (was v{r.replaced})")
@@ -37,6 +41,8 @@ def rollback(name: str, stage: str, message: str | None) -> None:
 @click.option("-m", "--message", help="Why: shown when someone checks it out.")
 def deprecate(spec: str, message: str | None) -> None:
     """Mark a version deprecated: checkout warns, promote refuses it."""
+    from gitmodel import registry  # lazily: keeps every command's startup light
+
     ws = api.Workspace()
     mv = registry.deprecate(ws.git, spec, message)
     click.echo(f"deprecated {mv.label}")
@@ -48,6 +54,8 @@ def deprecate(spec: str, message: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def stages(name: str, at: str | None, as_json: bool) -> None:
     """Each stage of model NAME and the version that holds it (now, or --at a past time)."""
+    from gitmodel import audit, registry  # lazily: keeps every command's startup light
+
     ws = api.Workspace()
     when = audit.parse_time(at) if at else None
     states = registry.stages(ws.git, name, when)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from gitmodel import api, registry
+from gitmodel import api
 
 
 @click.command("tag")
@@ -24,6 +24,8 @@ from gitmodel import api, registry
 def tag(name: str, version: str | None, bump: str | None, rev: str, message: str | None, dry_run: bool,
         as_json: bool) -> None:
     """Tag a version of model NAME: model/NAME/vVERSION on the commit that holds its pointer."""
+    from gitmodel import registry  # lazily: keeps every command's startup light
+
     if version is not None and bump is not None:
         raise click.UsageError(f"give VERSION or --{bump}, not both")
     if version is None and bump is None:
@@ -46,6 +48,8 @@ def tag(name: str, version: str | None, bump: str | None, rev: str, message: str
 @click.option("-m", "--message", help="What was evaluated, on which data.")
 def annotate(spec: str, metrics: tuple[str, ...], message: str | None) -> None:
     """Attach evaluation results to a tagged version, without a commit."""
+    from gitmodel import registry  # lazily: keeps every command's startup light
+
     ws = api.Workspace()
     values = dict(registry.parse_metric(m) for m in metrics)
     mv = registry.annotate(ws.git, spec, values, message)
