@@ -21,6 +21,8 @@ NOTES_REF = "refs/notes/model"
 EVENT_VERSION = 1
 MIN_EVENT_VERSION = 1
 KINDS = ("added", "tagged", "promoted", "rolled-back", "deprecated", "annotated")
+# Registry decisions whose notes commit is signed when the user signs tags (a tag is signed itself).
+SIGNED = ("promoted", "rolled-back", "deprecated")
 # Where `git fetch` puts each remote's notes: outside refs/notes/, so that the push refspec
 # `refs/notes/model*` never matches them, and a diverged history never makes a fetch fail.
 REMOTE_NOTES = "refs/model-remotes/{remote}/notes/model"
@@ -292,6 +294,8 @@ def append(git: GitRepo, attach_to: str, event: Event) -> Event:
         lines = old.decode("ascii", "replace").splitlines() if old else []
         lines = sorted({line for line in lines if line.strip()} | {event.line})
         git.write_note(NOTES_REF, attach_to, "\n".join(lines) + "\n", identity(git))
+        if event.event in SIGNED and git.signs():
+            git.sign_tip(NOTES_REF, f"git model: {event.event} {event.model}\n\nevent: {event.id}\n")
         tip = git.ref_target(NOTES_REF)
         if tip is not None:  # the in-process cache follows our own write without re-reading
             _cache.clear()
@@ -337,6 +341,24 @@ def verify_chain(history: History) -> list[Problem]:
             elif not e.prev and i > 0:
                 problems.append(Problem(model, where, "names no previous event but is not the model's first: "
                                         "history before it was dropped or rewritten"))
+    return problems
+
+
+def verify_signatures(git: GitRepo, history: History) -> list[Problem]:
+    """Each signed notes commit must verify, and name an event that exists."""
+    by_id = {e.id: e for e in history.events}
+    problems = []
+    for commit, message in git.signed_commits(NOTES_REF):
+        named = [line[len("event: "):] for line in message.splitlines() if line.startswith("event: ")]
+        event = by_id.get(named[0]) if named else None
+        model = event.model if event else "?"
+        where = f"{event.event} {('v' + event.version) if event.version else ''} at {event.at}".replace("  ", " ") \
+            if event else f"notes commit {commit[:12]}"
+        bad = git.verify_commit(commit)
+        if bad is not None:
+            problems.append(Problem(model, where, f"bad signature: {bad}"))
+        elif named and event is None:
+            problems.append(Problem(model, where, f"is signed for the event {named[0]}, which is not in the history"))
     return problems
 
 

@@ -261,6 +261,39 @@ class GitRepo:
         sig = pygit2.Signature(who[0], who[1])
         self._repo.create_note(data, sig, sig, annotated, ref, True)
 
+    def signs(self) -> bool:
+        """Whether the user signs tags (tag.gpgSign): then registry decisions are signed too."""
+        return self._config_bool("tag.gpgSign")
+
+    def sign_tip(self, ref: str, message: str) -> None:
+        """Replace the tip commit of `ref` by the same commit signed by git (GPG or SSH, as configured).
+
+        pygit2 cannot sign; `git commit-tree -S` signs with the user's key and git's settings.
+        """
+        tip = self._repo.references[ref].peel(pygit2.Commit)
+        parents = [arg for p in tip.parent_ids for arg in ("-p", str(p))]
+        signed = self._git("commit-tree", "-S", str(tip.tree_id), *parents, "-F", "-", stdin=message).stdout.strip()
+        self.set_ref(ref, signed, "git model: signed")
+
+    def signed_commits(self, ref: str) -> list[tuple[str, str]]:
+        """(commit, message) of every signed commit in the history of `ref`."""
+        tip = self.ref_target(ref)
+        if tip is None:
+            return []
+        out = []
+        for commit in self._repo.walk(pygit2.Oid(hex=tip)):
+            if commit.gpg_signature[0] is not None:
+                out.append((str(commit.id), str(commit.message)))
+        return out
+
+    def verify_commit(self, commit: str) -> str | None:
+        """None when the commit's signature is good; else git's reason (one line)."""
+        cp = self._git("verify-commit", commit, check=False)
+        if cp.returncode == 0:
+            return None
+        lines = [line for line in cp.stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else f"git verify-commit exited {cp.returncode}"
+
     def merge_notes(self, ref: str, other: str) -> None:
         """Merge the notes commit `other` into `ref`, concatenating, sorting and de-duplicating lines.
 

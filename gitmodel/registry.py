@@ -474,7 +474,8 @@ def audit_events(git: GitRepo, name: str | None = None, since: datetime | None =
 def verify(git: GitRepo, name: str | None = None) -> list[audit.Problem]:
     """What is wrong with the history: a broken chain, a version tag without its event, a bad signature."""
     history = audit.read(git)
-    problems = [p for p in audit.verify_chain(history) if name is None or p.model == name]
+    problems = [p for p in audit.verify_chain(history) + audit.verify_signatures(git, history)
+                if name is None or p.model in (name, "?")]
     tagged = {(e.model, e.version) for e in history.events if e.event == "tagged"}
     for model, tags in sorted(version_tags(git).items()):
         if name is not None and model != name:

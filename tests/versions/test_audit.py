@@ -141,9 +141,20 @@ def test_tags_are_signed_when_the_user_signs_and_verify_checks_them(three: Repo)
     raw = repo.git("cat-file", "-p", "model/sentiment/v1.0.0").stdout
     assert "-----BEGIN SSH SIGNATURE-----" in raw and "pointer: " in raw
     assert repo.gm("log", "sentiment").stdout.startswith("v1.0.0  ")  # the card is still read
+    # a promotion is signed too: the notes commit that records it
+    repo.gm("promote", "sentiment@v1.0.0", "production")
+    notes_commit = repo.git("cat-file", "-p", "refs/notes/model").stdout
+    assert "gpgsig -----BEGIN SSH SIGNATURE-----" in notes_commit and "git model: promoted sentiment" in notes_commit
+    repo.git("verify-commit", "refs/notes/model")
+    repo.gm("annotate", "sentiment@v1.0.0", "-m", "not a decision: not signed")
+    assert "gpgsig" not in repo.git("cat-file", "-p", "refs/notes/model").stdout
     assert repo.gm("audit", "--verify").stdout.startswith("ok: ")
-    # a key nobody trusts any more: the signature no longer verifies
+    # a key nobody trusts any more: the signatures no longer verify
     with open(allowed, "w") as f:
         f.write("")
-    line = repo.gm_fails("audit", "--verify")
-    assert "model/sentiment/v1.0.0: bad signature: " in line
+    cp = repo.gm("audit", "--verify", check=False)
+    assert cp.returncode == 1
+    bad = [line for line in cp.stdout.splitlines() if line.startswith("BAD  ")]
+    assert len(bad) == 2
+    assert any("model/sentiment/v1.0.0: bad signature: " in line for line in bad)
+    assert any(line.startswith("BAD  sentiment: promoted v1.0.0 at ") and "bad signature" in line for line in bad)
