@@ -17,7 +17,6 @@ import json
 import os
 import resource
 import shutil
-import statistics
 import struct
 import subprocess
 import sys

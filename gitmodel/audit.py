@@ -220,11 +220,11 @@ def sync(git: GitRepo) -> None:
             continue
         ours = git.ref_target(NOTES_REF)
         if ours is None:
-            git.set_ref(NOTES_REF, target, "git model: notes from a remote")
+            git.set_ref(NOTES_REF, target)
         elif git.is_ancestor(target, ours):
             continue
         elif git.is_ancestor(ours, target):
-            git.set_ref(NOTES_REF, target, "git model: fast-forward notes")
+            git.set_ref(NOTES_REF, target)
         else:
             git.merge_notes(NOTES_REF, target)
 

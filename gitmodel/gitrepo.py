@@ -201,7 +201,7 @@ class GitRepo:
         ref = self._repo.references.get(name)
         return None if ref is None else str(ref.resolve().target)
 
-    def set_ref(self, name: str, target: str, message: str) -> None:
+    def set_ref(self, name: str, target: str) -> None:
         self._repo.references.create(name, pygit2.Oid(hex=target), force=True)
 
     def read_tag(self, oid: str) -> tuple[str, str, str, int] | None:
@@ -273,7 +273,7 @@ class GitRepo:
         tip = self._repo.references[ref].peel(pygit2.Commit)
         parents = [arg for p in tip.parent_ids for arg in ("-p", str(p))]
         signed = self._git("commit-tree", "-S", str(tip.tree_id), *parents, "-F", "-", stdin=message).stdout.strip()
-        self.set_ref(ref, signed, "git model: signed")
+        self.set_ref(ref, signed)
 
     def signed_commits(self, ref: str) -> list[tuple[str, str]]:
         """(commit, message) of every signed commit in the history of `ref`."""

@@ -16,6 +16,7 @@ from gitmodel.semver import FIRST, Semver
 from gitmodel.stages import StageHistory, check_stage_name, replay, stages_of
 from gitmodel.store.objects import ChunkStore, ManifestId
 from gitmodel.versions import (
+    index_names,
     ModelVersion,
     VersionTag,
     find_pointer,
@@ -393,11 +394,9 @@ class ModelSummary:
 
 def ls(git: GitRepo) -> list[ModelSummary]:
     """Every model: with a version tag, an audit event, or a pointer in the index."""
-    from gitmodel.versions import _index_names
-
     tags = version_tags(git)
     history = audit.read(git)
-    index = _index_names(git)
+    index = index_names(git)
     by_model: dict[str, list[audit.Event]] = {}
     for e in history.events:
         by_model.setdefault(e.model, []).append(e)
@@ -416,7 +415,9 @@ def ls(git: GitRepo) -> list[ModelSummary]:
 
 
 @dataclass(frozen=True)
-class Card:
+class VersionCard:
+    """Everything `show` prints about one version."""
+
     model: str
     version: str | None
     commit: str | None
@@ -433,7 +434,7 @@ class Card:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-def show(git: GitRepo, spec: str) -> Card:
+def show(git: GitRepo, spec: str) -> VersionCard:
     mv = resolve(git, spec)
     events = audit.read(git).of(mv.name)
     histories = replay(events)
@@ -456,7 +457,7 @@ def show(git: GitRepo, spec: str) -> Card:
         mine = [e for e in events if e.commit == mv.commit]
     else:
         mine = [e for e in events if e.event == "added" and e.digests == _digests(mv.pointer_path, mv.pointer)]
-    return Card(mv.name, str(mv.version) if mv.version else None, mv.commit, mv.pointer_path, mv.pointer.size,
+    return VersionCard(mv.name, str(mv.version) if mv.version else None, mv.commit, mv.pointer_path, mv.pointer.size,
                 files, dict(mv.pointer.metadata), parent, stage_list, metrics, dep, tagger, date,
                 [e.as_dict() for e in mine])
 

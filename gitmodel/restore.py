@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitmodel import pointer as ptr
 from gitmodel import registry
 from gitmodel.errors import BadPathError, GitModelError, LocalChangesError, MissingObjectError
 from gitmodel.progress import ProgressFactory
@@ -99,7 +100,7 @@ def checkout_version(
     return result
 
 
-def _targets(ws: Workspace, mv: ModelVersion, output: Path | None) -> list[tuple[registry.ptr.FileEntry, str, Path]]:
+def _targets(ws: Workspace, mv: ModelVersion, output: Path | None) -> list[tuple[ptr.FileEntry, str, Path]]:
     out = []
     for entry, rel in mv.file_paths():
         if output is None:

@@ -123,7 +123,7 @@ def known_models(git: GitRepo, tags: dict[str, list[VersionTag]] | None = None) 
     """Every model name with a version tag, an event, or a pointer in the index."""
     names = set(version_tags(git) if tags is None else tags)
     names |= audit.read(git).models()
-    names |= {n for n in _index_names(git)}
+    names |= {n for n in index_names(git)}
     return sorted(names)
 
 
@@ -133,7 +133,7 @@ def known_models(git: GitRepo, tags: dict[str, list[VersionTag]] | None = None) 
 _NAME_LINE = re.compile(rb'^name = "([A-Za-z0-9][A-Za-z0-9._-]{0,99})"$', re.M)
 
 
-def _index_names(git: GitRepo) -> dict[str, str]:
+def index_names(git: GitRepo) -> dict[str, str]:
     """Name → pointer path, for the pointers in Git's index (the name read from the working tree)."""
     out: dict[str, str] = {}
     for p in git.indexed_paths(ptr.SUFFIX):
@@ -154,7 +154,7 @@ def resolve(git: GitRepo, text: str) -> ModelVersion:
     tags = version_tags(git)
     mine = tags.get(spec.name, [])
     if spec.ref is None:
-        paths = _index_names(git)
+        paths = index_names(git)
         if spec.name not in paths:
             raise _unknown_model(git, spec.name, tags)
         p = paths[spec.name]
@@ -220,7 +220,7 @@ def find_pointer(git: GitRepo, commit: str, name: str, hint: str | None = None) 
     def candidates() -> Iterator[str]:  # lazily: the hint is almost always right
         if hint:
             yield hint
-        indexed = _index_names(git).get(name)
+        indexed = index_names(git).get(name)
         if indexed:
             yield indexed
         yield from git.paths_in_commit(commit, ptr.SUFFIX)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Repo, make_env, run
-from versions.conftest import MODEL, base_tensors, commit_version, fine_tuned
+from versions.conftest import base_tensors, commit_version, fine_tuned
 
 
 @pytest.fixture
