@@ -81,3 +81,25 @@ def test_walkthrough_runs_as_documented(three: Repo) -> None:
         assert len(got) == len(output), f"{command}:\n{cp.stdout}"
         for want, have in zip(output, got):
             assert _expected(want).fullmatch(have), f"{command}\nwant: {want}\nhave: {have}"
+
+
+def test_tag_message_example_is_what_tag_writes() -> None:
+    """The card in versions.md, for the pointer of pointer-format.md's example with an f1 metric."""
+    from dataclasses import replace
+
+    from gitmodel.pointer import decode as decode_pointer
+    from gitmodel.registry import Change, _card
+    from gitmodel.semver import Semver
+
+    section = _section((DOCS / "versions.md").read_text(), "Versions are annotated tags")
+    card = section.split("### The tag message", 1)[1]
+    (example,) = re.findall(r"^```\n(.*?)^```$", card, re.S | re.M)
+    pointer_doc = _section((DOCS / "pointer-format.md").read_text(), "Example")
+    (toml,) = _fenced(pointer_doc, "toml")
+    pointer = replace(decode_pointer(toml.encode(), "models/sentiment/model.safetensors.model.toml"),
+                      name="sentiment", metadata={"metrics": {"f1": 0.87}})
+    fields = dict(line.split(": ", 1) for line in example.splitlines() if ": " in line and " " not in line.split(": ")[0])
+    written = _card("sentiment", Semver(1, 3, 0), fields["commit"], fields["pointer"], pointer, "v1.2.0",
+                    Change("minor", "weights changed: 2 tensor(s) (layer0.weight, layer1.weight)"),
+                    "retrained on 2026-10 data")
+    assert written == example
