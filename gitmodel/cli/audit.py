@@ -33,6 +33,8 @@ def command(name: str | None, since: str | None, as_json: bool, verify: bool) ->
     elif not verify:
         for e in events:
             click.echo(event_line(e.as_dict()))
+        if not events:
+            click.echo("no audit events" + (" since " + since if since else ""))
     if verify:
         if problems:
             if not as_json:

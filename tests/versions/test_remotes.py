@@ -142,3 +142,15 @@ def test_events_written_in_both_clones_merge_and_both_push(origin_and_a: tuple[P
     a.git("push", "-q")
     b.git("fetch", "-q")
     assert views(a) == views(b)
+
+
+def test_init_with_an_unreachable_remote_warns_and_succeeds(plain_repo: Repo) -> None:
+    repo = plain_repo
+    repo.git("remote", "add", "origin", str(repo.path.parent / "nowhere.git"))
+    cp = repo.gm("init")
+    assert cp.returncode == 0
+    (warning,) = cp.stderr.splitlines()
+    assert warning.startswith("git model: warning: could not fetch the audit notes of 'origin' (")
+    assert warning.endswith("); run 'git fetch origin' later")
+    assert "refs/notes/model*:refs/notes/model*" in repo.git("config", "--get-all", "remote.origin.push").stdout
+    assert repo.gm("audit").stdout == "no audit events\n"
