@@ -40,10 +40,9 @@ class StageHistory:
 
     def holder_at(self, when: datetime) -> str | None:
         holder = None
-        for e in self.changes:
-            if event_time(e.at) > when:
-                break
-            holder = e.version
+        for e in self.changes:  # causal order; with skewed clocks a later change may look earlier
+            if event_time(e.at) <= when:
+                holder = e.version
         return holder
 
 

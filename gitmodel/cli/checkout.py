@@ -26,7 +26,7 @@ def command(targets: tuple[str, ...], force: bool, quiet: bool, as_json: bool, o
     NAME@REF (NAME@v1.2.0, NAME@latest, NAME@production, NAME@<commit>) restores that
     version's files without moving HEAD (docs/versions.md).
     """
-    if any("@" in t for t in targets) or output is not None or with_pointer:
+    if any(_is_version(t) for t in targets) or output is not None or with_pointer:
         from gitmodel.cli.version_checkout import checkout_version
 
         checkout_version(targets, force, quiet, as_json, output, with_pointer)
@@ -51,3 +51,9 @@ def command(targets: tuple[str, ...], force: bool, quiet: bool, as_json: bool, o
         raise GitModelError(
             f"{what}; added in another clone? point 'git config model.store' at that clone's store, or copy it here"
         )
+
+
+def _is_version(target: str) -> bool:
+    """NAME@REF, not a path that happens to hold an '@'."""
+    name, at, _ = target.partition("@")
+    return bool(at) and "/" not in name and not Path(target).exists() and not Path(target + ".model.toml").exists()

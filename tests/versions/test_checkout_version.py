@@ -88,3 +88,16 @@ def test_usage_errors(three: Repo) -> None:
     assert cp.returncode == 2 and "NAME@REF" in cp.stderr
     assert three.gm_fails("checkout", "sentiment@v1.0.0", "-o", "out", "--pointer") == \
         "git model: error: --pointer restores the pointer in the working tree; it cannot be used with -o"
+
+
+def test_a_path_with_an_at_sign_is_still_a_path(committed_repo: Repo) -> None:
+    from conftest import SMALL_TENSORS, make_safetensors
+
+    repo = committed_repo
+    make_safetensors(repo.path / "ckpt@step10.safetensors", SMALL_TENSORS)
+    repo.gm("add", "-q", "ckpt@step10.safetensors")
+    repo.commit("a model whose file name has an @")
+    before = sha256(repo.path / "ckpt@step10.safetensors")
+    (repo.path / "ckpt@step10.safetensors").unlink()
+    repo.gm("checkout", "ckpt@step10.safetensors")  # the model's path, though the file is missing
+    assert sha256(repo.path / "ckpt@step10.safetensors") == before
