@@ -293,14 +293,23 @@ def append(git: GitRepo, attach_to: str, event: Event) -> Event:
         old = git.note(NOTES_REF, attach_to)
         lines = old.decode("ascii", "replace").splitlines() if old else []
         lines = sorted({line for line in lines if line.strip()} | {event.line})
-        git.write_note(NOTES_REF, attach_to, "\n".join(lines) + "\n", identity(git))
+        message = f"git model: {summary(event)}\n\nevent: {event.id}\n"
+        git.write_note(NOTES_REF, attach_to, "\n".join(lines) + "\n", identity(git), message)
         if event.event in SIGNED and git.signs():
-            git.sign_tip(NOTES_REF, f"git model: {event.event} {event.model}\n\nevent: {event.id}\n")
+            git.sign_tip(NOTES_REF, message)
         tip = git.ref_target(NOTES_REF)
         if tip is not None:  # the in-process cache follows our own write without re-reading
             _cache.clear()
             _cache[(str(git.git_dir), tip)] = History(history.events + [event])
     return event
+
+
+def summary(e: Event) -> str:
+    """One line: what happened to which version (the notes commit's subject)."""
+    out = f"{e.event} {e.model}" + (f" v{e.version}" if e.version else "")
+    if e.stage:
+        out += f" -> {e.stage}" + (f" (was v{e.replaced})" if e.replaced else "")
+    return out
 
 
 def record(git: GitRepo, kind: str, model: str, attach_to: str, **fields: Any) -> Event:

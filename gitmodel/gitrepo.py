@@ -257,9 +257,15 @@ class GitRepo:
         assert isinstance(obj, pygit2.Blob)
         return bytes(obj.data)
 
-    def write_note(self, ref: str, annotated: str, data: str, who: tuple[str, str]) -> None:
+    def write_note(self, ref: str, annotated: str, data: str, who: tuple[str, str], message: str) -> None:
+        """Set the note on `annotated`, as one new commit of `ref` with `message`."""
         sig = pygit2.Signature(who[0], who[1])
         self._repo.create_note(data, sig, sig, annotated, ref, True)
+        # libgit2 names every notes commit alike; the same tree and parents, with a message
+        # that says which event it adds, make `git log refs/notes/model` readable
+        made = self._repo.references[ref].peel(pygit2.Commit)
+        commit = self._repo.create_commit(None, sig, sig, message, made.tree_id, made.parent_ids)
+        self.set_ref(ref, str(commit))
 
     def signs(self) -> bool:
         """Whether the user signs tags (tag.gpgSign): then registry decisions are signed too."""

@@ -62,6 +62,9 @@ def test_notes_hold_one_sorted_json_line_per_event(three: Repo) -> None:
     lines = note.splitlines()
     assert note.endswith("\n") and lines == sorted(lines)
     assert all(line.startswith('{"at":"') for line in lines)
+    assert repo.git("log", "--format=%s", "-3", "refs/notes/model").stdout.splitlines() == [
+        "git model: promoted sentiment v1.0.0 -> production", "git model: tagged sentiment v1.0.0",
+        "git model: added sentiment"]
     assert [json.loads(line)["event"] for line in lines] == ["tagged", "promoted"]
     # an add is attached to the commit HEAD was on when the pointer was staged
     assert [json.loads(line)["event"] for line in note_of(repo, "HEAD~1").splitlines()] == ["added"]
@@ -144,7 +147,8 @@ def test_tags_are_signed_when_the_user_signs_and_verify_checks_them(three: Repo)
     # a promotion is signed too: the notes commit that records it
     repo.gm("promote", "sentiment@v1.0.0", "production")
     notes_commit = repo.git("cat-file", "-p", "refs/notes/model").stdout
-    assert "gpgsig -----BEGIN SSH SIGNATURE-----" in notes_commit and "git model: promoted sentiment" in notes_commit
+    assert "gpgsig -----BEGIN SSH SIGNATURE-----" in notes_commit
+    assert "git model: promoted sentiment v1.0.0 -> production" in notes_commit
     repo.git("verify-commit", "refs/notes/model")
     repo.gm("annotate", "sentiment@v1.0.0", "-m", "not a decision: not signed")
     assert "gpgsig" not in repo.git("cat-file", "-p", "refs/notes/model").stdout
