@@ -179,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"built in {time.perf_counter() - start:.1f} s: {sizes['models']} models, {sizes['tags']} version tags, "
               f"{sizes['events']} events ({sizes['stage_changes']} stage changes)")
         baseline = timed(["git", "model", "--version"], repo, env, args.repeat)
-        print(f"{'command':<34} {'wall':>8} {'cpu':>8}  target")
-        print(f"{'git model --version (startup)':<34} {baseline[0]:8.3f} {baseline[1]:8.3f}")
+        print(f"{'command':<44} {'wall':>8} {'cpu':>8}  target")
+        print(f"{'git model --version (startup)':<44} {baseline[0]:8.3f} {baseline[1]:8.3f}")
         ok = True
         for cmd in (["log", "big"], ["ls"], ["show", "big@latest"], ["show", "big@production"], ["stages", "big"],
                     ["log", "m007"], ["audit", "big", "--verify"]):
@@ -188,10 +188,17 @@ def main(argv: list[str] | None = None) -> int:
             gated = cmd[0] in ("log", "ls")
             ok = ok and (wall < TARGET or not gated)
             verdict = ("PASS" if wall < TARGET else "FAIL") if gated else "-"
-            print(f"{'git model ' + ' '.join(cmd):<34} {wall:8.3f} {cpu:8.3f}  {verdict}")
+            print(f"{'git model ' + ' '.join(cmd):<44} {wall:8.3f} {cpu:8.3f}  {verdict}")
+        # `git model tag` leaves loose refs, as `git tag` does; a clone, or `git gc`, packs them
+        sh(["git", "pack-refs", "--all"], repo, env)
+        for cmd in (["log", "big"], ["ls"]):
+            wall, cpu, _ = timed(["git", "model", *cmd], repo, env, args.repeat)
+            ok = ok and wall < TARGET
+            print(f"{'git model ' + ' '.join(cmd) + ' (packed refs)':<44} {wall:8.3f} {cpu:8.3f}  "
+                  f"{'PASS' if wall < TARGET else 'FAIL'}")
         for cmd in (["tag", "big", "--minor"], ["promote", "big@latest", "staging"]):
             wall, cpu, _ = timed(["git", "model", *cmd], repo, env, 1)
-            print(f"{'git model ' + ' '.join(cmd):<34} {wall:8.3f} {cpu:8.3f}  (writes; once)")
+            print(f"{'git model ' + ' '.join(cmd):<44} {wall:8.3f} {cpu:8.3f}  (writes; once)")
         print("all targets met" if ok else "a target was missed")
         return 0 if ok else 1
     finally:

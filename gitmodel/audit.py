@@ -11,6 +11,7 @@ import re
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any
 
@@ -103,8 +104,8 @@ class Event:
         # sorted keys put "at" first, so sorting lines sorts events by time (cat_sort_uniq)
         return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
-    @property
-    def id(self) -> str:
+    @cached_property
+    def id(self) -> str:  # cached: the chain and the causal order look ids up many times
         return "sha256:" + hashlib.sha256(self.line.encode("ascii")).hexdigest()
 
 
