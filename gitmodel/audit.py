@@ -230,21 +230,70 @@ def sync(git: GitRepo) -> None:
             git.merge_notes(NOTES_REF, target)
 
 
-def read(git: GitRepo) -> History:
+def read(git: GitRepo, use_cache: bool = True) -> History:
     """All events, after folding in fetched remote notes."""
     with git.lock():
         sync(git)
-    return _read(git)
+    return _read(git, use_cache)
 
 
-def _read(git: GitRepo) -> History:
+CACHE_NAME = "model-events.cache"
+_CACHE_FORMAT = 1
+
+
+def _read(git: GitRepo, use_cache: bool = True) -> History:
+    """All events. With `use_cache`, from the events cache when it is of the current notes tip."""
     tip = git.ref_target(NOTES_REF)
     if tip is None:
         return History([])
     key = (str(git.git_dir), tip)
     cached = _cache.get(key)
-    if cached is not None:
+    if cached is not None and use_cache:
         return cached
+    history = _load_cache(git, tip) if use_cache else None
+    if history is None:
+        history = _read_notes(git)
+        _save_cache(git, tip, history)
+    _cache.clear()
+    _cache[key] = history
+    return history
+
+
+def _load_cache(git: GitRepo, tip: str) -> History | None:
+    """The events as the last full read left them, in order, if the notes have not moved since.
+
+    Reading 1,000s of events means checking each and ordering them all; the cache (in the
+    git dir, never shared) skips both. `audit --verify` never uses it.
+    """
+    try:
+        doc = json.loads((git.git_dir / CACHE_NAME).read_bytes())
+        if doc.get("format") != _CACHE_FORMAT or doc.get("notes") != tip:
+            return None
+        events: list[Event] = []
+        for line in doc["lines"]:
+            fields = json.loads(line)
+            events.append(_Decoded(
+                fields["at"], fields["by"], fields["event"], fields["model"], tuple(fields.get("prev", ())),
+                fields.get("version"), fields.get("commit"), fields.get("pointer"), fields.get("digests", {}),
+                fields.get("stage"), fields.get("replaced"), fields.get("metrics", {}), fields.get("reason"),
+                fields.get("tag"), raw=line,
+            ))
+        return History(events)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # no cache, or one from another release: read the notes
+
+
+def _save_cache(git: GitRepo, tip: str, history: History) -> None:
+    from gitmodel.store.atomic import write_file_atomic
+
+    doc = {"format": _CACHE_FORMAT, "notes": tip, "lines": [e.line for e in history.events]}
+    try:
+        write_file_atomic(git.git_dir / CACHE_NAME, json.dumps(doc).encode())
+    except OSError:
+        pass  # a read-only repository: no cache, same answers
+
+
+def _read_notes(git: GitRepo) -> History:
     events: dict[str, Event] = {}
     for annotated, data in git.notes(NOTES_REF):
         where = f"{NOTES_REF} (note on {annotated[:12]})"
@@ -256,10 +305,7 @@ def _read(git: GitRepo) -> History:
             if line.strip():
                 e = decode(line, where)
                 events[e.id] = e  # the same event attached twice is one event
-    history = History(causal_order(events.values()))
-    _cache.clear()
-    _cache[key] = history
-    return history
+    return History(causal_order(events.values()))
 
 
 def causal_order(events: Iterable[Event]) -> list[Event]:
@@ -299,9 +345,11 @@ def append(git: GitRepo, attach_to: str, event: Event) -> Event:
         if event.event in SIGNED and git.signs():
             git.sign_tip(NOTES_REF, message)
         tip = git.ref_target(NOTES_REF)
-        if tip is not None:  # the in-process cache follows our own write without re-reading
+        if tip is not None:  # the caches follow our own write without re-reading
+            after = History(causal_order(history.events + [event]))
             _cache.clear()
-            _cache[(str(git.git_dir), tip)] = History(history.events + [event])
+            _cache[(str(git.git_dir), tip)] = after
+            _save_cache(git, tip, after)
     return event
 
 

@@ -474,7 +474,7 @@ def audit_events(git: GitRepo, name: str | None = None, since: datetime | None =
 
 def verify(git: GitRepo, name: str | None = None) -> list[audit.Problem]:
     """What is wrong with the history: a broken chain, a version tag without its event, a bad signature."""
-    history = audit.read(git)
+    history = audit.read(git, use_cache=False)  # every event from the notes themselves
     problems = [p for p in audit.verify_chain(history) + audit.verify_signatures(git, history)
                 if name is None or p.model in (name, "?")]
     tagged = {(e.model, e.version) for e in history.events if e.event == "tagged"}

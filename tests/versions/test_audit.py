@@ -162,3 +162,32 @@ def test_tags_are_signed_when_the_user_signs_and_verify_checks_them(three: Repo)
     assert len(bad) == 2
     assert any("model/sentiment/v1.0.0: bad signature: " in line for line in bad)
     assert any(line.startswith("BAD  sentiment: promoted v1.0.0 at ") and "bad signature" in line for line in bad)
+
+
+def test_the_events_cache_follows_the_notes_and_verify_ignores_it(three: Repo) -> None:
+    repo = three
+    repo.gm("tag", "sentiment", "1.0.0", "--rev", "HEAD~2")
+    repo.gm("promote", "sentiment@v1.0.0", "production", "-m", "real")
+    cache = repo.path / ".git" / "model-events.cache"
+    doc = json.loads(cache.read_text())
+    assert doc["notes"] == repo.git("rev-parse", "refs/notes/model").stdout.strip()
+    assert [json.loads(line)["event"] for line in doc["lines"]] == [e["event"] for e in events(repo)]
+    # notes changed behind git-model's back: the cache is stale and not used
+    repo.git("notes", "--ref=model", "append", "-m", ev_line(repo), "HEAD~1")
+    assert [e.get("reason") for e in events(repo)][-1] == "by hand"
+    # a cache edited to lie is shown by audit, but --verify reads the notes themselves
+    doc = json.loads(cache.read_text())
+    doc["lines"] = [line.replace('"reason":"real"', '"reason":"fake"') for line in doc["lines"]]
+    cache.write_text(json.dumps(doc))
+    assert "fake" in repo.gm("audit").stdout
+    assert repo.gm("audit", "--verify").stdout.startswith("ok: ")
+    cache.write_text("garbage")
+    assert "real" in repo.gm("audit").stdout
+
+
+def ev_line(repo: Repo) -> str:
+    last = events(repo)[-1]
+    line = {k: v for k, v in last.items() if k != "id"}
+    line.update(at="2030-01-01T00:00:00.000000Z", prev=[last["id"]], reason="by hand", event="annotated")
+    line.pop("stage", None)
+    return json.dumps(line, sort_keys=True, separators=(",", ":"))
