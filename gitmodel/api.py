@@ -108,6 +108,8 @@ class Workspace:
 class InitResult:
     config_created: bool
     store: Path
+    remotes: tuple[str, ...] = ()  # remotes set up now to carry model tags and notes
+    warnings: tuple[str, ...] = ()
 
 
 def init(start: Path | None = None) -> InitResult:
@@ -127,7 +129,9 @@ def init(start: Path | None = None) -> InitResult:
         _append_line(git.workdir / ".gitignore", IGNORE_TEMPS)
         git.config_set(f"diff.{DIFF_DRIVER}.xfuncname", XFUNCNAME)
         git.stage([CONFIG_NAME, ".gitattributes", ".gitignore"])
-    return InitResult(created, ws.store.root)
+    from gitmodel.audit import setup_remotes  # tags and notes travel with git push/fetch
+
+    return InitResult(created, ws.store.root, *setup_remotes(git))
 
 
 # -- add ----------------------------------------------------------------------------------
@@ -251,6 +255,10 @@ def add(
         git.stage([pointer_rel, ignore_rel])
         ws.cache.save()
         ws.known.save()
+    if changed:
+        from gitmodel.audit import record_added  # the audit event (docs/audit-format.md)
+
+        record_added(git, model_name, pointer_rel, {base_dir + e.path: e.digest for e in entries})
     return AddResult(model_name, rel, pointer_rel, len(entries), pointer.size, written, chunks, changed, tuple(warnings))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -316,6 +317,214 @@ class GitRepo:
             return default
         except pygit2.GitError as exc:
             raise GitModelError(f"git config {key}: {exc}; set it to true or false") from None
+
+    # -- versions, stages and the audit trail (gitmodel/versions.py, audit.py, registry.py) --
+    def head_commit(self) -> str | None:
+        try:
+            return str(self._repo.head.peel(pygit2.Commit).id)
+        except (pygit2.GitError, KeyError):
+            return None  # unborn branch
+
+    def empty_blob(self) -> str:
+        return str(self._repo.create_blob(b""))
+
+    def resolve_commit(self, spec: str) -> str | None:
+        """The commit a commit-ish names (a sha, a branch, a tag, HEAD~2...), or None."""
+        try:
+            obj = self._repo.revparse_single(spec)
+            return str(obj.peel(pygit2.Commit).id)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+            return None
+
+    def commit_time(self, commit: str) -> int:
+        obj = self._repo[commit]
+        assert isinstance(obj, pygit2.Commit)
+        return int(obj.commit_time)
+
+    def paths_in_commit(self, commit: str, suffix: str) -> list[str]:
+        """Every blob path in the commit's tree ending with `suffix`."""
+        out: list[str] = []
+        stack: list[tuple[str, pygit2.Tree]] = [("", self._repo[commit].peel(pygit2.Tree))]
+        while stack:
+            prefix, tree = stack.pop()
+            for entry in tree:
+                path = prefix + str(entry.name)
+                if entry.type_str == "tree":
+                    sub = self._repo[entry.id]
+                    assert isinstance(sub, pygit2.Tree)
+                    stack.append((path + "/", sub))
+                elif path.endswith(suffix):
+                    out.append(path)
+        return sorted(out)
+
+    def blob_at(self, commit: str, path: str) -> bytes | None:
+        try:
+            entry = self._repo[commit].peel(pygit2.Tree)[path]
+        except KeyError:
+            return None
+        obj = self._repo[entry.id]
+        return bytes(obj.data) if isinstance(obj, pygit2.Blob) else None
+
+    def refs_under(self, prefix: str) -> dict[str, str]:
+        """Reference name → the object it points at, for every ref starting with `prefix`."""
+        out: dict[str, str] = {}
+        for ref in self._repo.references.iterator():  # one pass; a lookup per name costs a file read each
+            if ref.name.startswith(prefix):
+                out[ref.name] = str(ref.target)
+        return out
+
+    def ref_names(self, prefix: str) -> list[str]:
+        """Names of the references starting with `prefix` (names only: no file read per ref)."""
+        return [name for name in self._repo.listall_references() if name.startswith(prefix)]
+
+    def ref_target(self, name: str) -> str | None:
+        ref = self._repo.references.get(name)
+        return None if ref is None else str(ref.resolve().target)
+
+    def set_ref(self, name: str, target: str) -> None:
+        self._repo.references.create(name, pygit2.Oid(hex=target), force=True)
+
+    def read_tag(self, oid: str) -> tuple[str, str, str, int] | None:
+        """An annotated tag object: (target commit, message, tagger 'Name <email>', time); None if lightweight."""
+        obj = self._repo[oid]
+        if not isinstance(obj, pygit2.Tag):
+            return None
+        tagger = obj.tagger
+        who = f"{tagger.name} <{tagger.email}>" if tagger is not None else ""
+        when = int(tagger.time) if tagger is not None else 0
+        # a version tag names its commit directly; peeling would load the commit as well
+        direct = obj.read_raw().startswith(b"object %s\ntype commit\n" % str(obj.target).encode())
+        target = obj.target if direct else obj.peel(pygit2.Commit).id
+        return str(target), str(obj.message), who, when
+
+    def create_tag(self, name: str, commit: str, message: str, who: tuple[str, str]) -> None:
+        """An annotated tag; signed by `git tag` itself when the user signs tags (tag.gpgSign)."""
+        if self._config_bool("tag.gpgSign"):
+            # pygit2 cannot sign: git does, with whatever key and format (GPG, SSH) the user set
+            self._git("tag", "-a", "-F", "-", name, commit, stdin=message)
+            return
+        tagger = pygit2.Signature(who[0], who[1])
+        self._repo.create_tag(name, pygit2.Oid(hex=commit), pygit2.enums.ObjectType.COMMIT, tagger, message)
+
+    def verify_tag(self, name: str) -> str | None:
+        """None when the tag's signature is good; else git's reason (one line)."""
+        cp = self._git("verify-tag", name, check=False)
+        if cp.returncode == 0:
+            return None
+        lines = [line for line in cp.stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else f"git verify-tag exited {cp.returncode}"
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        if ancestor == descendant:
+            return True
+        return bool(self._repo.descendant_of(pygit2.Oid(hex=descendant), pygit2.Oid(hex=ancestor)))
+
+    def notes(self, ref: str) -> list[tuple[str, bytes]]:
+        """(annotated object, note bytes) of every note under the notes ref `ref`."""
+        if self._repo.references.get(ref) is None:
+            return []
+        return [(str(n.annotated_id), self._blob(n.id)) for n in self._repo.notes(ref)]  # type: ignore[call-arg]
+
+    def note(self, ref: str, annotated: str) -> bytes | None:
+        try:
+            n = self._repo.lookup_note(annotated, ref)
+        except KeyError:
+            return None
+        return self._blob(n.id)
+
+    def _blob(self, oid: pygit2.Oid) -> bytes:
+        obj = self._repo[oid]
+        assert isinstance(obj, pygit2.Blob)
+        return bytes(obj.data)
+
+    def write_note(self, ref: str, annotated: str, data: str, who: tuple[str, str], message: str) -> None:
+        """Set the note on `annotated`, as one new commit of `ref` with `message`."""
+        sig = pygit2.Signature(who[0], who[1])
+        self._repo.create_note(data, sig, sig, annotated, ref, True)
+        # libgit2 names every notes commit alike; the same tree and parents, with a message
+        # that says which event it adds, make `git log refs/notes/model` readable
+        made = self._repo.references[ref].peel(pygit2.Commit)
+        commit = self._repo.create_commit(None, sig, sig, message, made.tree_id, made.parent_ids)
+        self.set_ref(ref, str(commit))
+
+    def signs(self) -> bool:
+        """Whether the user signs tags (tag.gpgSign): then registry decisions are signed too."""
+        return self._config_bool("tag.gpgSign")
+
+    def sign_tip(self, ref: str, message: str) -> None:
+        """Replace the tip commit of `ref` by the same commit signed by git (GPG or SSH, as configured).
+
+        pygit2 cannot sign; `git commit-tree -S` signs with the user's key and git's settings.
+        """
+        tip = self._repo.references[ref].peel(pygit2.Commit)
+        parents = [arg for p in tip.parent_ids for arg in ("-p", str(p))]
+        signed = self._git("commit-tree", "-S", str(tip.tree_id), *parents, "-F", "-", stdin=message).stdout.strip()
+        self.set_ref(ref, signed)
+
+    def signed_commits(self, ref: str) -> list[tuple[str, str]]:
+        """(commit, message) of every signed commit in the history of `ref`."""
+        tip = self.ref_target(ref)
+        if tip is None:
+            return []
+        out = []
+        for commit in self._repo.walk(pygit2.Oid(hex=tip)):
+            if commit.gpg_signature[0] is not None:
+                out.append((str(commit.id), str(commit.message)))
+        return out
+
+    def verify_commit(self, commit: str) -> str | None:
+        """None when the commit's signature is good; else git's reason (one line)."""
+        cp = self._git("verify-commit", commit, check=False)
+        if cp.returncode == 0:
+            return None
+        lines = [line for line in cp.stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else f"git verify-commit exited {cp.returncode}"
+
+    def merge_notes(self, ref: str, other: str) -> None:
+        """Merge the notes commit `other` into `ref`, concatenating, sorting and de-duplicating lines.
+
+        pygit2 has no notes merge; `git notes merge -s cat_sort_uniq` never conflicts.
+        """
+        self._git("notes", f"--ref={ref}", "merge", "-q", "-s", "cat_sort_uniq", other)
+
+    def remotes(self) -> list[str]:
+        return sorted(str(r.name) for r in self._repo.remotes)
+
+    def config_values(self, key: str) -> list[str]:
+        try:
+            return [str(v) for v in self._repo.config.get_multivar(key)]
+        except KeyError:
+            return []
+
+    def config_add(self, key: str, value: str) -> None:
+        self._repo.config.set_multivar(key, "^$", value)  # '^$' matches nothing: append
+
+    def fetch_refspecs(self, remote: str, refspecs: list[str]) -> str | None:
+        """`git fetch` of some refspecs from a remote (transports, auth); None, or git's last line."""
+        cp = self._git("fetch", "-q", remote, *refspecs, check=False)
+        if cp.returncode == 0:
+            return None
+        lines = [line for line in cp.stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else f"git fetch exited {cp.returncode}"
+
+    def _config_bool(self, key: str) -> bool:
+        try:
+            return bool(self._repo.config.get_bool(key))
+        except (KeyError, pygit2.GitError):
+            return False
+
+    def _git(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run git in this repository, only for what pygit2 cannot do (signing, notes merge, fetch)."""
+        env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
+        cp = subprocess.run(
+            ["git", "--git-dir", str(self.git_dir), "--work-tree", str(self.workdir), *args],
+            input=stdin, capture_output=True, text=True, env=env,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+        )
+        if check and cp.returncode != 0:
+            lines = [line for line in cp.stderr.splitlines() if line.strip()]
+            raise GitModelError(f"git {args[0]} failed: {lines[-1] if lines else f'exit {cp.returncode}'}")
+        return cp
 
 
 def _common_dir(git_dir: Path) -> Path:

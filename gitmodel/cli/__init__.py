@@ -30,12 +30,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from gitmodel.cli import add, check, checkout, hooks, init, status
+    from gitmodel.cli import add, audit, check, checkout, hooks, init, log, stages, status, tag
 
     for module in (init, add, checkout, status, check):
         cli.add_command(module.command)
     cli.add_command(hooks.install_command)
     cli.add_command(hooks.hook_command)
+    for family in (tag, stages, log, audit):  # versions, stages and the audit trail
+        for command in family.commands:
+            cli.add_command(command)
 
 
 _register()

@@ -15,3 +15,7 @@ def command(quiet: bool) -> None:
     if not quiet:
         verb = "Initialized" if result.config_created else "Reinitialized"
         click.echo(f"{verb} git-model in this repository; store at {result.store}")
+        for remote in result.remotes:
+            click.echo(f"'{remote}' now carries model tags and audit notes with git push and git fetch")
+    for warning in result.warnings:
+        click.echo(f"git model: warning: {warning}", err=True)
