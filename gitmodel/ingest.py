@@ -19,7 +19,7 @@ from gitmodel.errors import FileChangedError, GitModelError
 from gitmodel.manifest import Manifest, TensorEntry
 from gitmodel.pipeline import OrderedStage
 from gitmodel.progress import Progress
-from gitmodel.store.objects import ChunkId, ChunkStore, Committer, ManifestId
+from gitmodel.store.objects import ChunkId, ChunkStore, ManifestId
 
 
 
@@ -90,12 +90,12 @@ def _store_chunks(
         with claim_lock:
             first = cid not in claimed
             claimed.add(cid)
-        nbytes = store.put_chunk(cid, data, committer) if first else 0
+        nbytes = store.put_chunk(cid, data, writer) if first else 0
         return cid, length, nbytes, data
 
     n = workers()
     try:
-        with Committer(store) as committer, ThreadPoolExecutor(max_workers=n, thread_name_prefix="gitmodel-chunk") as pool:
+        with store.pack_writer() as writer, ThreadPoolExecutor(max_workers=n, thread_name_prefix="gitmodel-chunk") as pool:
             try:
                 for offset, length in plan_chunks(layout, source):
                     pending.append(pool.submit(work, offset, length))
@@ -111,7 +111,8 @@ def _store_chunks(
         hasher.abort()
         raise
     file_digest, tensor_digests = hasher.digests()
-    store.sync()  # chunks are durable before the manifest that names them is written
+    # the pack writer has finished: every chunk is in a durable pack named by a durable
+    # index file before the manifest that names them is written
     return chunks, file_digest, tensor_digests, (written[0], written[1])
 
 
