@@ -171,21 +171,23 @@ class GitRepo:
         for commit in walker:
             yield str(commit.id), str(commit.tree_id), commit.commit_time
 
-    def tree_blobs(self, tree_id: str, suffix: str | None, cache: dict[str, frozenset[str]]) -> frozenset[str]:
-        """Ids of the blobs under a tree (only those whose name ends with `suffix`, if given).
+    def tree_blobs(
+        self, tree_id: str, suffix: str | None, cache: dict[str, frozenset[tuple[str, str]]]
+    ) -> frozenset[tuple[str, str]]:
+        """(path, blob id) of the blobs under a tree (only names ending with `suffix`, if given).
 
         `cache` maps tree ids to answers: a subtree unchanged between commits is read once.
         """
         found = cache.get(tree_id)
         if found is not None:
             return found
-        out: set[str] = set()
+        out: set[tuple[str, str]] = set()
         tree = self._repo[tree_id]
         for entry in tree:  # type: ignore[attr-defined]
             if entry.type_str == "tree":
-                out |= self.tree_blobs(str(entry.id), suffix, cache)
+                out |= {(f"{entry.name}/{p}", b) for p, b in self.tree_blobs(str(entry.id), suffix, cache)}
             elif entry.type_str == "blob" and (suffix is None or entry.name.endswith(suffix)):
-                out.add(str(entry.id))
+                out.add((entry.name, str(entry.id)))
         answer = frozenset(out)
         cache[tree_id] = answer
         return answer

@@ -65,14 +65,15 @@ def scan(git: GitRepo) -> Liveness:
     release cannot read (newer, or broken) still keeps its objects alive.
     """
     versions: dict[str, PointerVersion] = {}
-    cache: dict[str, frozenset[str]] = {}
+    cache: dict[str, frozenset[tuple[str, str]]] = {}
     tips = [commit for _, commit in git.ref_commits()]
     for commit, tree, when in git.walk_commits(tips):
-        for blob in git.tree_blobs(tree, ptr.SUFFIX, cache):
+        for path, blob in git.tree_blobs(tree, ptr.SUFFIX, cache):
             v = versions.get(blob)
             if v is None:
                 v = versions[blob] = PointerVersion(blob, git.blob_bytes(blob))
             v.commits.append((when, commit))
+            v.paths.add(path)
     for top, path, blob in git.worktree_pointers(ptr.SUFFIX):
         if blob not in versions:
             try:
@@ -93,10 +94,10 @@ def scan(git: GitRepo) -> Liveness:
     for v in versions.values():
         v.commits.sort()
     notes: set[ManifestId] = set()
-    notes_cache: dict[str, frozenset[str]] = {}
+    notes_cache: dict[str, frozenset[tuple[str, str]]] = {}
     seen: set[str] = set()
     for _, tree, _ in git.walk_commits(git.notes_commits()):
-        for blob in git.tree_blobs(tree, None, notes_cache):
+        for _, blob in git.tree_blobs(tree, None, notes_cache):
             if blob not in seen:
                 seen.add(blob)
                 notes |= {ManifestId(m.decode()) for m in MANIFEST_ID_RE.findall(git.blob_bytes(blob))}

@@ -30,9 +30,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from gitmodel.cli import add, checkout, init, status
+    from gitmodel.cli import add, checkout, du, fsck, gc, init, status
 
-    for module in (init, add, checkout, status):
+    for module in (init, add, checkout, status, gc, fsck, du):
         cli.add_command(module.command)
 
 
