@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NewType
 
@@ -121,6 +121,14 @@ class LooseStore:
 
     def delete_chunk(self, cid: ChunkId) -> None:
         unlink_quietly(self.chunk_path(cid))
+
+    def delete_chunks(self, cids: Iterable[ChunkId]) -> None:
+        for cid in cids:
+            self.delete_chunk(cid)
+
+    def missing(self, cids: Iterable[ChunkId]) -> list[ChunkId]:
+        """The ids of `cids` the store does not hold, in the order given."""
+        return [c for c in cids if not self.has_chunk(c)]
 
     # -- manifests ----------------------------------------------------------------------
     def put_manifest(self, raw: bytes) -> ManifestId:
