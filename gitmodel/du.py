@@ -68,6 +68,7 @@ def du(store: ChunkStore, git: GitRepo, name: str | None = None) -> DuResult:
     live = scan(git)
     # every version's chunks, so 'unique' can count what no other version shares
     versions: list[tuple[str, VersionUsage, dict[str, int], dict[str, int]]] = []
+    order: dict[int, int] = {}
     users: dict[str, int] = {}
     names: set[str] = set()
     for v in live.versions.values():
@@ -101,6 +102,7 @@ def du(store: ChunkStore, git: GitRepo, name: str | None = None) -> DuResult:
             len(pointer.files), pointer.size, sum(raw.values()), 0, sum(disk.values()), missing,
         )
         versions.append((pointer.name, usage, raw, disk))
+        order[id(usage)] = v.first_seen
     if name is not None and name not in names:
         known = ", ".join(sorted(names)) or "none yet"
         raise NotAModelError(f"'{name}' is not a model in this repository's history (models: {known})")
@@ -119,7 +121,7 @@ def du(store: ChunkStore, git: GitRepo, name: str | None = None) -> DuResult:
     for model_name, m in models.items():
         m.stored = sum(model_raw[model_name].values())
         m.on_disk = sum(model_disk[model_name].values())
-        m.versions.sort(key=lambda u: (u.time, u.label))
+        m.versions.sort(key=lambda u: (order[id(u)], u.label))
     return DuResult([models[n] for n in sorted(models)], store_usage(store))
 
 

@@ -161,11 +161,13 @@ class GitRepo:
         return out
 
     def walk_commits(self, tips: Iterable[str]) -> Iterator[tuple[str, str, int]]:
-        """(commit id, tree id, commit time) of every commit reachable from `tips`, each once."""
+        """(commit id, tree id, commit time) of every commit reachable from `tips`, each once,
+        parents before children."""
         unique = sorted(set(tips))
         if not unique:
             return
-        walker = self._repo.walk(unique[0], pygit2.enums.SortMode.NONE)
+        order = pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME | pygit2.enums.SortMode.REVERSE
+        walker = self._repo.walk(unique[0], order)
         for tip in unique[1:]:
             walker.push(tip)
         for commit in walker:

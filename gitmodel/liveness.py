@@ -21,7 +21,8 @@ class PointerVersion:
 
     blob: str  # the Git blob id of the pointer's bytes
     data: bytes
-    commits: list[tuple[int, str]] = field(default_factory=list)  # (commit time, id), oldest first after scan
+    commits: list[tuple[int, str]] = field(default_factory=list)  # (commit time, id), parents first
+    first_seen: int = 1 << 62  # position of its first commit in a parents-first walk
     places: list[str] = field(default_factory=list)  # "index of <worktree>", "<worktree>/<path>"
     paths: set[str] = field(default_factory=set)
 
@@ -67,11 +68,11 @@ def scan(git: GitRepo) -> Liveness:
     versions: dict[str, PointerVersion] = {}
     cache: dict[str, frozenset[tuple[str, str]]] = {}
     tips = [commit for _, commit in git.ref_commits()]
-    for commit, tree, when in git.walk_commits(tips):
+    for position, (commit, tree, when) in enumerate(git.walk_commits(tips)):
         for path, blob in git.tree_blobs(tree, ptr.SUFFIX, cache):
             v = versions.get(blob)
             if v is None:
-                v = versions[blob] = PointerVersion(blob, git.blob_bytes(blob))
+                v = versions[blob] = PointerVersion(blob, git.blob_bytes(blob), first_seen=position)
             v.commits.append((when, commit))
             v.paths.add(path)
     for top, path, blob in git.worktree_pointers(ptr.SUFFIX):
@@ -91,8 +92,6 @@ def scan(git: GitRepo) -> Liveness:
             versions[wt_blob] = PointerVersion(wt_blob, data)
         versions[wt_blob].places.append(str(Path(top) / path))
         versions[wt_blob].paths.add(path)
-    for v in versions.values():
-        v.commits.sort()
     notes: set[ManifestId] = set()
     notes_cache: dict[str, frozenset[tuple[str, str]]] = {}
     seen: set[str] = set()
