@@ -170,7 +170,8 @@ def _gc(store: ChunkStore, git: GitRepo, grace: float, dry_run: bool, repack_bel
     result.corrupt += rewritten.corrupt
     for path in [*orphans, *temps]:
         unlink_quietly(path)
-    store.index.write_cache(store.tmp_dir)
+    if store.index.uncached() or rewritten.new_packs or delete_packs or repack or orphans:
+        store.index.write_cache(store.tmp_dir)  # the next load reads one file, not one per pack
     result.bytes_freed = max(0, before - _store_bytes(store))
     return result
 
