@@ -10,6 +10,7 @@ from gitmodel.gitrepo import GitRepo
 from gitmodel.liveness import scan
 from gitmodel.manifest import Manifest
 from gitmodel.store import pack as packfmt
+from gitmodel.store.atomic import write_file_atomic
 from gitmodel.store.loose import ChunkId, ManifestId
 from gitmodel.store.objects import ChunkStore
 from gitmodel.store.repack import quarantine, rewrite_packs, verified_entry
@@ -58,11 +59,41 @@ def fsck(store: ChunkStore, git: GitRepo, repair: bool = True, wait: float = 60.
         return result
     with store.exclusive(wait):
         store.index.reload()
+        _check_indexes(store, result, repair)
         _check_packs(store, result, repair)
         _check_loose(store, result, repair)
         _check_manifests(store, result, repair)
         _check_pointers(store, git, result)
     return result
+
+
+def _check_indexes(store: ChunkStore, result: FsckResult, repair: bool) -> None:
+    """An index file that cannot be read is rebuilt from the table its pack carries."""
+    store.index.packs()  # load
+    for name, why in sorted(store.index.damaged.items()):
+        result.problems.append(Problem("damaged-index", name, why))
+        if not repair:
+            continue
+        path = store.index_dir / f"{name}.idx"
+        try:
+            fd = os.open(store.pack_path(name), os.O_RDONLY)
+        except FileNotFoundError:
+            _aside(store, path, result)  # an index without its pack: nothing to rebuild from
+            continue
+        try:
+            table = packfmt.read_trailer(fd, os.fstat(fd).st_size, str(store.pack_path(name)))
+        except GitModelError:
+            table = b""
+        finally:
+            os.close(fd)
+        if table and packfmt.pack_name(table) == name:
+            _aside(store, path, result)
+            write_file_atomic(path, packfmt.INDEX_HEADER + table, store.tmp_dir, mode=0o444)
+        else:
+            _aside(store, path, result)  # the pack is damaged too: its chunks are lost here
+    if store.index.damaged and repair:
+        store.index.reload()
+        store.index.packs()
 
 
 def _check_packs(store: ChunkStore, result: FsckResult, repair: bool) -> None:

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import blake3
 
-from gitmodel.errors import GitModelError
+from gitmodel.errors import DamagedObjectError, GitModelError
 from gitmodel.store.atomic import write_file_atomic
 from gitmodel.store.pack import Entry, decode_index
 
@@ -50,6 +50,7 @@ class PackIndex:
         self._count = 0
         self._extra: dict[bytes, list[Location]] = {}
         self._packs: set[str] = set()
+        self.damaged: dict[str, str] = {}  # index files that could not be read: name -> why
 
     # -- loading ------------------------------------------------------------------------
     def reload(self) -> None:
@@ -74,8 +75,16 @@ class PackIndex:
         self._cache_live = [p in names for p in self._cache_packs]
         self._extra = {}
         self._packs = set(names)
+        self.damaged = {}
         for name in sorted(names - set(self._cache_packs)):
-            for e in self._read_index(name):
+            try:
+                entries = self._read_index(name)
+            except DamagedObjectError as exc:
+                # its chunks count as missing; fsck rebuilds the index from the pack's own table
+                self.damaged[name] = str(exc)
+                self._packs.discard(name)
+                continue
+            for e in entries:
                 self._add_entry(name, e)
 
     def _read_index(self, name: str) -> list[Entry]:

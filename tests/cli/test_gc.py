@@ -4,58 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import Repo, find_git_model, make_safetensors, sha256
+from helpers_store import in_store, objects_of, tensors
 from gitmodel.store import ChunkStore
-from gitmodel.store.loose import ManifestId
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 MiB = 1 << 20
-
-
-def tensors(seed: int, count: int, nbytes: int, changed: range | None = None, base_seed: int = 0) -> dict[str, np.ndarray]:
-    """`count` random uint8 tensors; with `changed`, only those indexes differ from the `base_seed` set."""
-    out = {}
-    for i in range(count):
-        s = seed if changed is None or i in changed else base_seed
-        rng = np.random.default_rng([s, i])
-        out[f"t{i:02d}"] = np.frombuffer(rng.bytes(nbytes), dtype=np.uint8)
-    return out
-
-
-def objects_of(repo: Repo, pointer_text: str) -> tuple[set[str], set[str]]:
-    """(manifest ids, chunk ids) a pointer needs."""
-    store = ChunkStore(repo.store)
-    mids, cids = set(), set()
-    for entry in tomllib.loads(pointer_text)["files"]:
-        mids.add(entry["manifest"])
-        if store.has_manifest(ManifestId(entry["manifest"])):
-            manifest = json.loads(store.get_manifest(ManifestId(entry["manifest"])))
-            cids |= {cid for cid, _ in manifest["chunks"]}
-    return mids, cids
-
-
-def in_store(repo: Repo, pointer_text: str) -> bool:
-    """Every manifest and chunk the pointer names is in the store and reads back whole."""
-    store = ChunkStore(repo.store)
-    mids, cids = objects_of(repo, pointer_text)
-    for mid in mids:
-        if not store.has_manifest(ManifestId(mid)):
-            return False
-    for cid in cids:
-        if not store.has_chunk(cid):  # type: ignore[arg-type]
-            return False
-        store.get_chunk(cid)  # type: ignore[arg-type]
-    return bool(cids)
 
 
 def gc(repo: Repo, *args: str) -> dict:
