@@ -55,7 +55,7 @@ def temp_name(prefix: str) -> str:
     return f"{prefix}{os.getpid()}.{secrets.token_hex(6)}"
 
 
-def write_file_atomic(target: Path, data: bytes, tmp_dir: Path | None = None, mode: int = 0o644) -> None:
+def write_file_atomic(target: Path, data: bytes | bytearray | memoryview, tmp_dir: Path | None = None, mode: int = 0o644) -> None:
     """Write `data` so that `target` is either absent/old or complete, even after a crash."""
     directory = tmp_dir if tmp_dir is not None else target.parent
     tmp = directory / temp_name(".gitmodel-tmp.")
@@ -76,7 +76,7 @@ def write_file_atomic(target: Path, data: bytes, tmp_dir: Path | None = None, mo
     fsync_dir(target.parent)
 
 
-def write_all(fd: int, *parts: bytes | memoryview) -> None:
+def write_all(fd: int, *parts: bytes | bytearray | memoryview) -> None:
     """Write every byte of `parts` in order (os.write may write less than asked)."""
     for part in parts:
         view = memoryview(part)

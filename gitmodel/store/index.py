@@ -13,7 +13,7 @@ import blake3
 
 from gitmodel.errors import DamagedObjectError, GitModelError
 from gitmodel.store.atomic import write_file_atomic
-from gitmodel.store.pack import Entry, decode_index
+from gitmodel.store.pack import ENTRY_SIZE, INDEX_HEADER, Entry, check_index, decode_table
 
 CACHE_NAME = "cache"
 CACHE_MAGIC = b"GMIC"
@@ -76,26 +76,70 @@ class PackIndex:
         self._extra = {}
         self._packs = set(names)
         self.damaged = {}
+        tables: dict[str, bytes] = {}
         for name in sorted(names - set(self._cache_packs)):
             try:
-                entries = self._read_index(name)
+                tables[name] = self._read_table(name)
             except DamagedObjectError as exc:
                 # its chunks count as missing; fsck rebuilds the index from the pack's own table
                 self.damaged[name] = str(exc)
                 self._packs.discard(name)
-                continue
-            for e in entries:
+        if sum(len(t) for t in tables.values()) // ENTRY_SIZE > REBUILD_AFTER:
+            # too many for a dict (memory): merge them into the sorted cache, and save it
+            self._cache, self._cache_packs = self._merged(tables)
+            self._count = len(self._cache) // RECORD_SIZE
+            self._cache_live = [True] * len(self._cache_packs)
+            try:
+                self._save(self.dir.parent / "tmp")
+            except OSError:
+                pass  # a read-only store: the merge is redone next time, nothing is lost
+            return
+        for name, table in tables.items():
+            for e in decode_table(table, name):
                 self._add_entry(name, e)
 
-    def _read_index(self, name: str) -> list[Entry]:
+    def _merged(self, tables: dict[str, bytes]) -> tuple[bytes, list[str]]:
+        """One sorted record array for the live cached packs, the `tables` and the dict entries."""
+        packs = sorted({p for p, live in zip(self._cache_packs, self._cache_live) if live} | set(tables)
+                       | {loc.pack for locs in self._extra.values() for loc in locs})
+        number = {p: i for i, p in enumerate(packs)}
+        renumber = {i: number[p] for i, (p, live) in enumerate(zip(self._cache_packs, self._cache_live)) if live}
+        records: list[bytes] = []
+        buf = self._cache
+        for at in range(0, len(buf), RECORD_SIZE):
+            old = int.from_bytes(buf[at + 16 : at + 20], "little")
+            if old in renumber:
+                records.append(buf[at : at + 16] + renumber[old].to_bytes(4, "little") + buf[at + 20 : at + RECORD_SIZE])
+        for name, table in tables.items():
+            packno = number[name].to_bytes(4, "little")
+            # an index entry is a record without the pack number: slice, do not decode
+            records += [table[at : at + 16] + packno + table[at + 16 : at + ENTRY_SIZE] for at in range(0, len(table), ENTRY_SIZE)]
+        tables.clear()
+        for chunk, locs in self._extra.items():
+            for loc in locs:
+                records.append(RECORD.pack(chunk, number[loc.pack], loc.offset, loc.length, loc.raw_len, loc.codec, loc.flags, 0))
+        records.sort()
+        return b"".join(records), packs
+
+    def _save(self, tmp_dir: Path) -> None:
+        body = bytearray(_CACHE_HEAD.pack(CACHE_MAGIC, CACHE_VERSION, len(self._cache_packs)))
+        for p in self._cache_packs:
+            body += bytes.fromhex(p)
+        body += self._cache
+        body += blake3.blake3(body).digest()
+        write_file_atomic(self.dir / CACHE_NAME, body, tmp_dir)
+
+    def _read_table(self, name: str) -> bytes:
+        """The table of an index file, checked against its name (an empty one if it is gone)."""
         path = self.dir / f"{name}.idx"
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            return []  # removed by a gc since the listing: its chunks are elsewhere now
+            return b""  # removed by a gc since the listing: its chunks are elsewhere now
         except OSError as exc:
             raise GitModelError(f"cannot read the store index {path}: {exc.strerror}") from None
-        return decode_index(data, name, str(path))
+        check_index(data, name, str(path))
+        return data[len(INDEX_HEADER):]
 
     def _add_entry(self, pack: str, e: Entry) -> None:
         self._extra.setdefault(e.chunk, []).append(Location(pack, e.offset, e.length, e.raw_len, e.codec, e.flags))
@@ -174,21 +218,11 @@ class PackIndex:
         """Merge every index into one sorted cache file (only an optimisation: safe to lose)."""
         self._ensure()
         with self._lock:
-            packs = sorted(self._packs)
-        number = {p: i for i, p in enumerate(packs)}
-        records = sorted(
-            (chunk, number[loc.pack], loc.offset) + tuple(loc[2:])
-            for chunk, loc in self.entries()
-            if loc.pack in number
-        )
-        body = bytearray(_CACHE_HEAD.pack(CACHE_MAGIC, CACHE_VERSION, len(packs)))
-        for p in packs:
-            body += bytes.fromhex(p)
-        for rec in records:
-            body += RECORD.pack(*rec, 0)
-        body += blake3.blake3(bytes(body)).digest()
-        write_file_atomic(self.dir / CACHE_NAME, bytes(body), tmp_dir)
-        self.reload()
+            self._cache, self._cache_packs = self._merged({})
+            self._count = len(self._cache) // RECORD_SIZE
+            self._cache_live = [True] * len(self._cache_packs)
+            self._extra = {}
+            self._save(tmp_dir)
 
 
 def _read_cache(path: Path) -> tuple[bytes, list[str], int]:

@@ -69,6 +69,12 @@ def pack_name(table: bytes) -> str:
 
 def decode_index(data: bytes, name: str, where: str) -> list[Entry]:
     """The entries of an index file, checked against the pack name it carries."""
+    check_index(data, name, where)
+    return decode_table(data[len(INDEX_HEADER):], where)
+
+
+def check_index(data: bytes, name: str, where: str) -> None:
+    """Refuse an index file that is not one, is newer, or does not match its name."""
     if data[:4] != INDEX_MAGIC:
         raise DamagedObjectError(where, f"magic {INDEX_MAGIC!r}", f"{data[:4]!r}")
     if data[4] > INDEX_VERSION:
@@ -77,7 +83,8 @@ def decode_index(data: bytes, name: str, where: str) -> list[Entry]:
     got = pack_name(table)
     if got != name:
         raise DamagedObjectError(where, f"blake3 {name}", f"blake3 {got}")
-    return decode_table(table, where)
+    if len(table) % ENTRY_SIZE:
+        raise DamagedObjectError(where, f"a table of {ENTRY_SIZE}-byte entries", f"{len(table)} bytes")
 
 
 def read_trailer(fd: int, size: int, where: str) -> bytes:

@@ -253,3 +253,15 @@ def test_pack_index_manifest_pointer_are_durable_in_that_order(committed_repo: R
     assert tmp_pack, "the pack's data is fsync'd before its rename"
     assert ("fsync", packs_dir) in log[at[pack] : at[idx]], "the pack's rename is durable before its index"
     assert ("fsync", index_dir) in log[at[idx] : at[manifest]], "the index is durable before the manifest"
+
+
+def test_many_uncached_entries_are_merged_into_the_cache_on_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gitmodel.store import index
+
+    store = ChunkStore(tmp_path / "store")
+    blobs = _packs(store, 4, 6)
+    monkeypatch.setattr(index, "REBUILD_AFTER", 12)
+    fresh = ChunkStore(store.root)
+    assert fresh.index.uncached() == 0 and (store.root / "index" / CACHE_NAME).exists()
+    assert all(fresh.get_chunk(cid_of(b)) == b for b in blobs)
+    assert PackIndex(store.root / "index").uncached() == 0
