@@ -25,9 +25,11 @@ HEADER_SIZE = HEADER.size
 # chunks keep checkout disk-bound. Zeros, text, integer tables and sparse states still
 # compress. Byte-plane codecs for floats are the planned way to save more, faster.
 _MIN_SAVING_SHIFT = 2
-# A chunk larger than this is first judged by compressing its first _SAMPLE bytes, so
-# incompressible data costs a small fraction of a full compression pass.
-_SAMPLE = 128 << 10
+# A chunk over 4 x _SAMPLE is first judged by compressing its first _SAMPLE bytes, so
+# incompressible data costs a small fraction of a full compression pass. Measured on a bf16
+# checkpoint (docs/benchmarks.md): with 128 KiB samples (and every chunk under 512 KiB
+# compressed whole) zstd attempts cost 0.6 CPU-s per GiB added; with 16 KiB, ~0.1.
+_SAMPLE = 16 << 10
 
 _local = threading.local()
 

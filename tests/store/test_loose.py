@@ -102,7 +102,7 @@ def test_bf16_weights_stay_raw(store: LooseStore) -> None:
     assert store.get_chunk(cid) == data
 
 
-def test_large_chunk_judged_by_its_first_128_kib(store: LooseStore) -> None:
+def test_large_chunk_judged_by_its_start(store: LooseStore) -> None:
     data = np.random.default_rng(1).bytes(128 << 10) + bytes(1 << 20)  # compressible, but not its start
     cid = _cid(data)
     store.put_chunk(cid, data)
