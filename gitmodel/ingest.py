@@ -76,7 +76,7 @@ def _store_chunks(
 
     def collect(fut: Future[tuple[ChunkId, int, int, bytes]]) -> None:
         cid, length, nbytes, data = fut.result()
-        hasher.put(data)
+        hasher.put((data, cid))
         chunks.append((cid, length))
         if nbytes:
             written[0] += nbytes
@@ -141,7 +141,7 @@ def _finish(
     return IngestResult(mid, manifest, layout.warning, bytes_written, chunks_written)
 
 
-class _StreamHasher(OrderedStage[bytes]):
+class _StreamHasher(OrderedStage[tuple[bytes, str]]):
     """BLAKE3 of the whole file and xxh3-128 of each tensor, fed the file's bytes in order.
 
     It runs beside the chunk workers (blake3 and xxhash release the GIL on large buffers);
@@ -158,7 +158,8 @@ class _StreamHasher(OrderedStage[bytes]):
         self._pos = 0
         self.start()
 
-    def handle(self, data: bytes) -> None:
+    def handle(self, item: tuple[bytes, str]) -> None:
+        data, chunk_id = item
         self._file_hash.update(data)
         view = memoryview(data)
         pos, end = self._pos, self._pos + len(data)
@@ -167,6 +168,11 @@ class _StreamHasher(OrderedStage[bytes]):
         while self._ti < len(tensors) and tensors[self._ti].offset < end:
             t = tensors[self._ti]
             t_end = t.offset + t.length
+            if self._current is None and t.offset == pos and t_end == end:
+                # the chunk is exactly this tensor: its id is already the tensor's xxh3-128
+                self._digests.append(chunk_id)
+                self._ti += 1
+                continue
             if self._current is None:
                 self._current = xxhash.xxh3_128()
             lo, hi = max(t.offset, pos), min(t_end, end)
