@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +42,7 @@ class ChunkStore:
         self._fd_lock = threading.Lock()
         self._ensured = False
         self._lock_fd: int | None = None
+        self._lock_closer: Callable[[], object] | None = None
 
     # -- layout -------------------------------------------------------------------------
     @property
@@ -98,6 +100,9 @@ class ChunkStore:
             return
         if self._lock_fd is None:
             self._lock_fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            # a store object that is dropped releases its lock (flock is per open file), so a
+            # Python API user's earlier Workspace does not keep gc out of this process
+            self._lock_closer = weakref.finalize(self, os.close, self._lock_fd)
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         deadline = time.monotonic() + wait
         while True:
@@ -126,8 +131,9 @@ class ChunkStore:
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
+        if self._lock_closer is not None:
+            self._lock_closer()  # closes the fd, once
+            self._lock_closer = None
             self._lock_fd = None
             self._ensured = False
 
