@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import secrets
 from pathlib import Path
@@ -12,6 +10,9 @@ _SYNC_FILE_RANGE_WRITE = 2
 
 
 def _load_sync_file_range() -> object | None:
+    import ctypes
+    import ctypes.util
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         fn = libc.sync_file_range
@@ -22,7 +23,8 @@ def _load_sync_file_range() -> object | None:
     return fn
 
 
-_sync_file_range = _load_sync_file_range()
+_sync_file_range: object | None = None
+_looked_up = False
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:
@@ -32,6 +34,9 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
     this a large file is written only at the final fsync, after all the CPU work, instead
     of while it is being produced. Elsewhere this does nothing; the fsync still follows.
     """
+    global _sync_file_range, _looked_up
+    if not _looked_up:  # looked up on first use: find_library may run ldconfig, slow at start-up
+        _sync_file_range, _looked_up = _load_sync_file_range(), True
     if _sync_file_range is not None:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # type: ignore[operator]
 
