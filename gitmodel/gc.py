@@ -24,6 +24,9 @@ DEFAULT_GRACE = 3600.0
 # beyond 5% unused by default; a lower bar copies less (a fine-tune history leaves packs
 # mostly live) and still reclaims a pack that is mostly dead.
 DEFAULT_REPACK_BELOW = 0.5
+# Packs under 1/8 of the pack target are merged when there are at least this many of them.
+SMALL_PACK_FRACTION = 8
+MIN_SMALL_PACKS = 4
 
 
 @dataclass
@@ -132,6 +135,12 @@ def _gc(store: ChunkStore, git: GitRepo, grace: float, dry_run: bool, repack_bel
         elif live_bytes < repack_below * size:
             repack.append(name)
             result.chunks_deleted += sum(1 for chunk, _ in entries[name] if chunk not in live)
+    # many small live packs (one per small file added) are merged: fewer files to list, to
+    # load the index from, and to push
+    small = [n for n in sorted(entries) if n not in young_packs and n not in delete_packs and n not in repack
+             and _size(store.pack_path(n)) < store.pack_target // SMALL_PACK_FRACTION]
+    if len(small) >= MIN_SMALL_PACKS:
+        repack += small
     loose_pack: list[ChunkId] = []
     loose_drop: list[ChunkId] = []
     for cid in store.loose.chunk_ids():

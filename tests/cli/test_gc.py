@@ -229,3 +229,22 @@ def test_dry_run_lists_and_changes_nothing(committed_repo: Repo) -> None:
 def test_bad_grace_is_one_line(committed_repo: Repo) -> None:
     line = committed_repo.gm_fails("gc", "--grace", "soon")
     assert "'soon' is not a duration" in line
+
+
+def test_small_packs_are_merged(committed_repo: Repo) -> None:
+    repo = committed_repo
+    names = []
+    for i in range(5):
+        make_safetensors(repo.path / f"s{i}.safetensors", tensors(i, 2, 32 << 10))
+        names.append(f"s{i}.safetensors")
+    repo.gm("add", "-q", *names)
+    repo.commit("five small models")
+    before = sorted(p.stem for p in (repo.store / "packs").glob("*.pack"))
+    assert len(before) == 5  # one per file added
+
+    result = gc(repo)
+
+    assert sorted(result["packs_repacked"]) == before and len(result["packs_written"]) == 1
+    assert [p.stem for p in (repo.store / "packs").glob("*.pack")] == result["packs_written"]
+    assert all(in_store(repo, repo.pointer(n)) for n in names)
+    assert gc(repo)["packs_repacked"] == []  # one pack now: nothing more to merge
