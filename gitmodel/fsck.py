@@ -113,10 +113,12 @@ def _check_packs(store: ChunkStore, result: FsckResult, repair: bool) -> None:
         try:
             table = packfmt.read_trailer(fd, os.fstat(fd).st_size, str(path))
             idx = (store.index_dir / f"{name}.idx").read_bytes()[len(packfmt.INDEX_HEADER):]
-            if table != idx:
-                result.problems.append(Problem("damaged-index", name, "the pack's own table and its index file differ"))
+            if table != idx:  # the index file matches its name, so the pack's copy is the damaged one
+                result.problems.append(Problem("damaged-pack", name, "the pack's own table differs from its index"))
+                damaged_packs.setdefault(name, set())
         except GitModelError as exc:
             result.problems.append(Problem("damaged-pack", name, str(exc)))
+            damaged_packs.setdefault(name, set())  # its chunks may be fine: they are copied out
         finally:
             os.close(fd)
     for chunk, loc in store.index.entries():
@@ -133,7 +135,9 @@ def _check_packs(store: ChunkStore, result: FsckResult, repair: bool) -> None:
         # rewrite the good chunks of each damaged pack; the pack itself goes to quarantine
         bad = {c for chunks in damaged_packs.values() for c in chunks}
         present = {n for n in damaged_packs if store.pack_path(n).exists()}
-        rewrite_packs(store, present, lambda c: c not in bad, dispose=lambda p: _aside(store, p, result))
+        for name in sorted(present):  # a copy first: a rewrite may recreate the same pack name
+            result.quarantined.append(str(quarantine(store, store.pack_path(name), copy=True)))
+        rewrite_packs(store, present, lambda c: c not in bad)
         for name in damaged_packs:
             if name not in present:  # an index naming a lost pack: its chunks are simply missing
                 (store.index_dir / f"{name}.idx").unlink(missing_ok=True)

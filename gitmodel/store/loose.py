@@ -76,7 +76,9 @@ class LooseStore:
             return
         if self._marker:
             self.check_version()
-        for sub in ("objects/chunks", "objects/manifests", "tmp"):
+        # as part of a v2 store (no marker of its own) it holds manifests only
+        subs = ("objects/chunks", "objects/manifests", "tmp") if self._marker else ("objects/manifests", "tmp")
+        for sub in subs:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         marker = self.root / "store.toml"
         if self._marker and not marker.exists():

@@ -92,11 +92,14 @@ def rewrite_packs(
                 result.copied_bytes += container.HEADER_SIZE + len(encoded)
             loose_done.append(cid)
     result.new_packs = list(writer.packs)
+    # a rewrite that copied a whole pack in its order made the same pack again (same table,
+    # same name), already renamed over the old file: that one must stay
+    old = sorted(targets - set(result.new_packs))
     # the new packs are durable and indexed: now the old indexes may go, then the packs
-    for name in sorted(targets):
+    for name in old:
         unlink_quietly(store.index_dir / f"{name}.idx")
     fsync_dir(store.index_dir)
-    for name in sorted(targets):
+    for name in old:
         path = store.pack_path(name)
         try:
             result.removed_bytes += path.stat().st_size
@@ -129,8 +132,8 @@ def drop_chunks(store: ChunkStore, dead: set[bytes]) -> RewriteResult:
         return rewrite_packs(store, packs, lambda chunk: chunk not in dead, drop_loose=loose)
 
 
-def quarantine(store: ChunkStore, path: Path) -> Path:
-    """Move a damaged file aside to `<store>/quarantine/`, keeping it for inspection."""
+def quarantine(store: ChunkStore, path: Path, copy: bool = False) -> Path:
+    """Move (or copy) a damaged file aside to `<store>/quarantine/`, keeping it for inspection."""
     target_dir = store.root / "quarantine"
     target_dir.mkdir(exist_ok=True)
     target = target_dir / path.name
@@ -142,5 +145,8 @@ def quarantine(store: ChunkStore, path: Path) -> Path:
         os.chmod(path, 0o444)
     except OSError:
         pass
-    shutil.move(str(path), str(target))
+    if copy:
+        shutil.copyfile(path, target)
+    else:
+        shutil.move(str(path), str(target))
     return target

@@ -129,3 +129,22 @@ def test_a_broken_pointer_in_history_is_reported(committed_repo: Repo) -> None:
     code, doc = fsck(repo)
     assert code == 1 and [p["kind"] for p in doc["problems"]] == ["bad-pointer"]
     assert "x.model.toml" in doc["problems"][0]["detail"]
+
+
+def test_a_pack_with_a_damaged_footer_is_rewritten_from_its_good_chunks(committed_repo: Repo) -> None:
+    repo = committed_repo
+    model, _, _, _, v2_sha = two_versions(repo)
+    [pack] = [p for p in (repo.store / "packs").glob("*.pack")][:1]
+    pack.chmod(0o644)
+    raw = bytearray(pack.read_bytes())
+    raw[-1] ^= 0xFF  # the end magic
+    pack.write_bytes(bytes(raw))
+
+    code, doc = fsck(repo)
+
+    assert code == 1 and [p["kind"] for p in doc["problems"]] == ["damaged-pack"], doc
+    assert doc["quarantined"] == [str(repo.store / "quarantine" / pack.name)] and doc["broken"] == []
+    assert fsck(repo)[0] == 0
+    model.unlink()
+    repo.gm("checkout", "-q")
+    assert sha256(model) == v2_sha
