@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +18,8 @@ from gitmodel.errors import FileChangedError, GitModelError
 from gitmodel.manifest import Manifest, TensorEntry
 from gitmodel.pipeline import OrderedStage
 from gitmodel.progress import Progress
-from gitmodel.store.objects import ChunkId, ChunkStore, ManifestId
+from gitmodel.store.container import HEADER_SIZE
+from gitmodel.store.objects import ChunkId, ChunkStore, Encoded, ManifestId, PackWriter
 
 
 
@@ -70,28 +70,28 @@ def _store_chunks(
     hasher = _StreamHasher(layout.tensors)
     chunks: list[tuple[ChunkId, int]] = []
     written = [0, 0]
-    pending: deque[Future[tuple[ChunkId, int, int, bytes]]] = deque()
+    pending: deque[Future[tuple[ChunkId, int, Encoded | None, bytes]]] = deque()
     claimed: set[ChunkId] = set()  # ids this run already stores: repeated tensors, zero pages
-    claim_lock = threading.Lock()
 
-    def collect(fut: Future[tuple[ChunkId, int, int, bytes]]) -> None:
-        cid, length, nbytes, data = fut.result()
+    def collect(fut: Future[tuple[ChunkId, int, Encoded | None, bytes]], writer: PackWriter) -> None:
+        # in file order, on this thread: the pack's layout (and so its name) is the same
+        # whatever order the workers finish in
+        cid, length, encoded, data = fut.result()
         hasher.put((data, cid))
         chunks.append((cid, length))
-        if nbytes:
-            written[0] += nbytes
+        if encoded is not None and cid not in claimed:
+            claimed.add(cid)
+            writer.put(encoded)
+            written[0] += HEADER_SIZE + len(encoded[4])
             written[1] += 1
         if progress is not None:
             progress(length)
 
-    def work(offset: int, length: int) -> tuple[ChunkId, int, int, bytes]:
+    def work(offset: int, length: int) -> tuple[ChunkId, int, Encoded | None, bytes]:
         data = read_exact(fd, offset, length, path)
         cid = ChunkId(xxhash.xxh3_128_hexdigest(data))
-        with claim_lock:
-            first = cid not in claimed
-            claimed.add(cid)
-        nbytes = store.put_chunk(cid, data, writer) if first else 0
-        return cid, length, nbytes, data
+        encoded = None if cid in claimed else store.encode_chunk(cid, data)
+        return cid, length, encoded, data
 
     n = workers()
     try:
@@ -100,9 +100,9 @@ def _store_chunks(
                 for offset, length in plan_chunks(layout, source):
                     pending.append(pool.submit(work, offset, length))
                     if len(pending) >= 2 * n:
-                        collect(pending.popleft())
+                        collect(pending.popleft(), writer)
                 while pending:
-                    collect(pending.popleft())
+                    collect(pending.popleft(), writer)
             except BaseException:
                 for fut in pending:
                     fut.cancel()

@@ -19,7 +19,7 @@ from gitmodel.store.index import Location, PackIndex
 from gitmodel.store.loose import ChunkId, LooseStore, ManifestId, chunk_id_of, manifest_id_of, read_store_version
 from gitmodel.store.pack import Entry, PackFile
 
-__all__ = ["ChunkStore", "ChunkId", "ManifestId", "PackWriter", "chunk_id_of", "manifest_id_of"]
+__all__ = ["ChunkStore", "ChunkId", "Encoded", "ManifestId", "PackWriter", "chunk_id_of", "manifest_id_of"]
 
 STORE_VERSION = 2
 MIN_STORE_VERSION = 1
@@ -148,6 +148,13 @@ class ChunkStore:
     def locate(self, cid: ChunkId) -> Location | None:
         return self.index.lookup(bytes.fromhex(cid))
 
+    def encode_chunk(self, cid: ChunkId, data: bytes | memoryview) -> Encoded | None:
+        """What a pack writer takes for this chunk, or None when the store has it already."""
+        if self.has_chunk(cid):
+            return None
+        codec, payload = container.encode(data, self.zstd_level)
+        return bytes.fromhex(cid), codec, 0, len(data), payload
+
     def put_chunk(self, cid: ChunkId, data: bytes | memoryview, writer: PackWriter | None = None) -> int:
         """Store `data` under `cid` unless present; return the bytes it takes in a pack (0 if present).
 
@@ -267,7 +274,11 @@ class ChunkStore:
         self.loose.sync()
 
 
-class PackWriter(OrderedStage[tuple[bytes, int, int, int, "bytes | memoryview"]]):
+Encoded = tuple[bytes, int, int, int, "bytes | memoryview"]
+"""A chunk ready for a pack: id bytes, codec, flags, raw length, payload."""
+
+
+class PackWriter(OrderedStage[Encoded]):
     """Appends encoded chunks to packs on a thread of its own; a pack is published when full.
 
     Workers hand over (chunk id bytes, codec, flags, raw length, payload) and go on

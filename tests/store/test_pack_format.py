@@ -265,3 +265,23 @@ def test_many_uncached_entries_are_merged_into_the_cache_on_load(tmp_path: Path,
     assert fresh.index.uncached() == 0 and (store.root / "index" / CACHE_NAME).exists()
     assert all(fresh.get_chunk(cid_of(b)) == b for b in blobs)
     assert PackIndex(store.root / "index").uncached() == 0
+
+
+def test_packs_are_deterministic_whatever_order_workers_finish_in(tmp_path: Path) -> None:
+    from gitmodel.ingest import ingest_file
+
+    rng = np.random.default_rng(8)
+    tensors = {f"t{i:02d}": np.frombuffer(rng.bytes(int(rng.integers(1, 40)) * 30_000), dtype=np.uint8) for i in range(24)}
+    tensors["tied"] = tensors["t03"].copy()  # a repeated chunk: stored once, at its first place
+    path = tmp_path / "m.safetensors"
+    make_safetensors(path, tensors)
+    names = []
+    for run in range(4):
+        store = ChunkStore(tmp_path / f"store{run}")
+        ingest_file(store, path)
+        names.append(sorted(p.name for p in (store.root / "packs").iterdir()))
+        entries = list(store.index.entries())
+        offsets = sorted((loc.offset, chunk) for chunk, loc in entries)
+        assert len({c for c, _ in entries}) == len(entries)
+        assert [o for o, _ in offsets] == sorted(o for o, _ in offsets)
+    assert names[0] == names[1] == names[2] == names[3]
