@@ -24,14 +24,20 @@ MIB = 1 << 20
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POINTER_SUFFIX = ".model.toml"
 MODEL_FILE = "model.safetensors"
-# Where the store keeps manifests (docs/store-format.md); they are excluded from dedup growth.
-MANIFEST_DIR = "manifests"
+# Where the store keeps manifests, relative to the store (docs/store-format.md); they are
+# excluded from dedup growth. Packs, index files and the index cache count as growth.
+MANIFEST_DIR = os.path.join("objects", "manifests")
+STORE_DIR = Path(".git") / "model"
 
-TARGET_ADD_NEW = 1.5
-TARGET_ADD_FINETUNE = 0.5
-TARGET_CHECKOUT = 1.5
+TARGET_ADD_NEW = 1.2
+TARGET_ADD_FINETUNE = 0.4
+TARGET_CHECKOUT = 1.2
+TARGET_CPU_ADD_PER_GIB = 1.5
 TARGET_RSS_MIB = 300
 TARGET_DEDUP_SLACK = 1.02
+TARGET_STATUS_S = 0.5
+STATUS_MODELS = 200
+GIB = 1 << 30
 
 
 class CommandFailed(Exception):
@@ -40,11 +46,12 @@ class CommandFailed(Exception):
 
 @dataclass
 class Step:
-    """One timed step: wall seconds (sync included) and the peak RSS of its commands."""
+    """One timed step: wall seconds (sync included), CPU seconds and the peak RSS of its commands."""
 
     seconds: float
     peak_rss_kib: int
     rss_by_command: list[tuple[str, int]] = field(default_factory=list)
+    cpu_seconds: float = 0.0  # user + sys of the commands and the processes they waited for
 
 
 @dataclass
@@ -99,7 +106,7 @@ for line in sys.stdin:
         with open(req["log"], "ab") as out:
             p = subprocess.Popen(req["cmd"], cwd=req["cwd"], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
             _, status, usage = os.wait4(p.pid, 0)
-        reply = {"rc": os.waitstatus_to_exitcode(status), "maxrss": usage.ru_maxrss}
+        reply = {"rc": os.waitstatus_to_exitcode(status), "maxrss": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime}
     except OSError as e:
         reply = {"rc": 127, "maxrss": 0, "error": str(e)}
     sys.stdout.write(json.dumps(reply) + "\n")
@@ -124,6 +131,10 @@ class Runner:
 
     def run(self, cmd: Sequence[str], cwd: Path) -> int:
         """Run `cmd`; return the peak RSS (KiB) of it and every descendant it waited for."""
+        return self.run_measured(cmd, cwd)[0]
+
+    def run_measured(self, cmd: Sequence[str], cwd: Path) -> tuple[int, float]:
+        """Run `cmd`; return (peak RSS KiB, user + sys CPU seconds) of it and its waited-for descendants."""
         with open(self.logfile, "ab") as out:
             out.write(f"\n$ (cd {shlex.quote(str(cwd))} && {shlex.join(cmd)})\n".encode())
             start = out.tell()
@@ -142,7 +153,7 @@ class Runner:
             raise CommandFailed(f"command failed (exit {reply['rc']}) in {cwd}: {' '.join(cmd)}\n{tail}")
         # rusage of wait4 covers the child and the processes it reaped
         # (git -> git-model, git add -> git-lfs filter-process).
-        return int(reply["maxrss"])
+        return int(reply["maxrss"]), float(reply.get("cpu", 0.0))
 
     def report_floor(self) -> int:
         """RSS (KiB) reported for `true`: the smallest value this runner can measure."""
@@ -153,10 +164,13 @@ class Runner:
         os.sync()
         t0 = time.perf_counter()
         rss: list[tuple[str, int]] = []
+        cpu = 0.0
         for cmd, cwd in cmds:
-            rss.append((" ".join(cmd), self.run(cmd, cwd)))
+            peak, used = self.run_measured(cmd, cwd)
+            rss.append((" ".join(cmd), peak))
+            cpu += used
         os.sync()
-        return Step(time.perf_counter() - t0, max(r for _, r in rss), rss)
+        return Step(time.perf_counter() - t0, max(r for _, r in rss), rss, cpu)
 
     def output(self, cmd: Sequence[str], cwd: Path) -> str:
         return subprocess.run(list(cmd), cwd=cwd, env=self.env, check=True, capture_output=True, text=True).stdout.strip()
@@ -311,7 +325,7 @@ def bench_git_model(
     git_repo(runner, repo)
     runner.run(["git", "model", "init"], repo)
     runner.run(["git", "commit", "-q", "--allow-empty", "-m", "git model init"], repo)
-    store = repo / ".git" / "model" / "objects"
+    store = repo / STORE_DIR
     pointer = MODEL_FILE + POINTER_SUFFIX
     revs: list[str] = []
     for v, src in enumerate(series):
@@ -325,8 +339,8 @@ def bench_git_model(
         res.growth.append(g)
         res.growth_metadata.append(m)
         revs.append(runner.output(["git", "rev-parse", "HEAD"], repo))
-        log(f"  git model v{v}: add+commit {res.add[-1].seconds:.2f} s, store +{g / MIB:.2f} MiB "
-            f"({m} bytes of manifests), peak RSS {res.add[-1].peak_rss_kib / 1024:.0f} MiB")
+        log(f"  git model v{v}: add+commit {res.add[-1].seconds:.2f} s ({res.add[-1].cpu_seconds:.2f} CPU s), "
+            f"store +{g / MIB:.2f} MiB ({m} bytes of manifests), peak RSS {res.add[-1].peak_rss_kib / 1024:.0f} MiB")
     res.checkout = measure_checkouts(
         runner, "git model", repeat,
         [(["git", "checkout", "-q", revs[older], "--", pointer], repo),
@@ -346,6 +360,43 @@ def bench_git_model(
         res.insert_growth, res.insert_growth_metadata = growth(before, tree_sizes(store), MANIFEST_DIR)
         log(f"  git model insert variant: add+commit {res.insert.seconds:.2f} s, store +{res.insert_growth / MIB:.2f} MiB")
     return res
+
+
+def bench_status(runner: Runner, wd: Path, repeat: int) -> list[str]:
+    """`git model status` with STATUS_MODELS models and nothing changed, and in an empty repository."""
+    lines: list[str] = []
+    empty = wd / "status-empty"
+    git_repo(runner, empty)
+    runner.run(["git", "model", "init", "-q"], empty)
+    many = wd / "status-many"
+    git_repo(runner, many)
+    runner.run(["git", "model", "init", "-q"], many)
+    names = []
+    for i in range(STATUS_MODELS):
+        d = many / f"m{i:03d}"
+        d.mkdir()
+        (d / "model.bin").write_bytes(os.urandom(64 << 10))
+        names.append(f"m{i:03d}/model.bin")
+    runner.run(["git", "model", "add", "-q", *names], many)
+    runner.run(["git", "commit", "-q", "-m", "models"], many)
+    runner.run(["git", "model", "status"], many)  # the stat cache is filled by add; one warm-up run
+    results = {}
+    for label, repo in (("empty", empty), ("many", many)):
+        steps = []
+        for _ in range(max(5, repeat)):
+            t0 = time.perf_counter()
+            _, used = runner.run_measured(["git-model", "status"], repo)
+            steps.append((time.perf_counter() - t0, used))
+        results[label] = (statistics.median(w for w, _ in steps), statistics.median(c for _, c in steps))
+        log(f"  git model status ({label}): {results[label][0] * 1000:.0f} ms wall, {results[label][1] * 1000:.0f} ms CPU")
+    wall, used = results["many"]
+    verdict = "PASS" if wall < TARGET_STATUS_S else "FAIL"
+    lines.append(f"| `git model status`, {STATUS_MODELS} models, nothing changed (median of {max(5, repeat)}) | < {TARGET_STATUS_S} s | "
+                 f"{wall:.3f} s wall, {used:.3f} s CPU | {verdict} |")
+    wall, used = results["empty"]
+    lines.append(f"| `git model status` in an empty repository: start-up (median of {max(5, repeat)}) | as small as lazy imports make it | "
+                 f"{wall:.3f} s wall, {used:.3f} s CPU | - |")
+    return lines
 
 
 # ---------------------------------------------------------------- report
@@ -407,6 +458,23 @@ def build_report(
         row("bytes stored total (on disk)", [float(t.store_disk) for t in tools], mib),
         row("peak RSS", [float(t.peak_rss_kib() * 1024) for t in tools], mib),
     ]
+    gib = file_bytes / GIB
+
+    def cpu(steps: Sequence[Step], median: bool = False) -> float | None:
+        if not steps:
+            return None
+        values = [s.cpu_seconds for s in steps]
+        return (statistics.median(values) if median else statistics.fmean(values)) / gib
+
+    def cpus(x: float) -> str:
+        return f"{x:.2f} s/GiB"
+
+    cpu_new = [cpu(t.add[:1]) for t in tools]
+    rows += [
+        row("CPU (user+sys) per GiB: add+commit v0", cpu_new, cpus),
+        row("CPU per GiB: add+commit fine-tune", [cpu(t.add[1:]) for t in tools], cpus),
+        row("CPU per GiB: checkout older version", [cpu(t.checkout, median=True) for t in tools], cpus),
+    ]
 
     verdicts: list[tuple[str, str, str, bool]] = []
 
@@ -419,6 +487,10 @@ def build_report(
     verdict("add+commit fine-tune", f"<= {TARGET_ADD_FINETUNE}x cp", ratio(add_ft[2], add_ft[0]), TARGET_ADD_FINETUNE)
     verdict("checkout older version", f"<= {TARGET_CHECKOUT}x cp", ratio(checkout[2], checkout[0]), TARGET_CHECKOUT)
     verdict("peak RSS of git-model", f"< {TARGET_RSS_MIB} MiB", gm.peak_rss_kib("git model") / 1024, TARGET_RSS_MIB, "MiB", strict=True)
+    got_cpu = cpu_new[2]
+    verdicts.append(("CPU of add+commit new checkpoint", f"<= {TARGET_CPU_ADD_PER_GIB} CPU s/GiB",
+                     "n/a" if got_cpu is None else f"{got_cpu:.2f} s/GiB",
+                     got_cpu is not None and got_cpu <= TARGET_CPU_ADD_PER_GIB))
 
     header = ["version", "changed bytes", "cp s", "git lfs s", "git model s", "git lfs store +", "git model store +", "of it manifests", "dedup bound", "dedup"]
     per_version: list[list[str]] = []
@@ -453,8 +525,10 @@ def build_report(
         "cp column: `cp --reflink=never` of each version into its own file (+ sync); checkout = cp of the older copy over the working file (+ sync).",
         "git lfs: `git add` + `git commit` per version; checkout = `git checkout <rev> -- model.safetensors` (+ sync). Store = .git/lfs/objects.",
         "git model: `git model add` + `git commit` per version; checkout = `git checkout <rev> -- model.safetensors.model.toml` "
-        "+ `git model checkout model.safetensors --force` (+ sync). Store = .git/model/objects.",
-        "Dedup growth counts every byte added under .git/model/objects except new files under objects/manifests/ "
+        "+ `git model checkout model.safetensors --force` (+ sync). Store = .git/model (packs, index files, manifests).",
+        "CPU = user + sys seconds from wait4 of the timed commands (the commit included), per GiB of checkpoint; "
+        "it does not depend on the disk's state, unlike wall time on this shared machine.",
+        "Dedup growth counts every byte added under .git/model except new files under objects/manifests/ "
         "(the per-version recipe, listed separately); the pointer is a Git blob in .git/objects, so it is never in the store. "
         "Changed bytes = raw bytes of the two rewritten layers' tensors.",
         "Peak RSS = ru_maxrss from wait4 of each timed command, which covers the processes it waited for "
@@ -575,9 +649,53 @@ def filesystem_of(path: Path) -> str:
     return best[1]
 
 
+def run_size(
+    runner: Runner, generate: ModuleType, env: dict[str, str], args: argparse.Namespace, size: float, wd: Path, older: int
+) -> tuple[Report, dict[str, Any]]:
+    """The whole comparison at one checkpoint size: series, cp + sync, Git LFS, git model."""
+    wd.mkdir()
+    spec = generate.make_series(size, args.versions, args.seed)
+    log(f"generating {args.versions} checkpoints of ~{size:g} MiB in {wd / 'series'} ...")
+    t0 = time.perf_counter()
+    series = generate.write_series(spec, wd / "series")
+    for path in series:
+        generate.check_readable(path, spec)
+    insert = None
+    if not args.no_insert:
+        variant = generate.write_insert_variant(spec, spec.versions - 1, wd / "series" / "insert.safetensors", series[-1])
+        generate.check_readable(variant.path, spec, [variant.tensor])
+        insert = variant.path
+    log(f"  done in {time.perf_counter() - t0:.1f} s (not measured)")
+
+    log("cp + sync baseline ...")
+    cp = bench_cp(runner, series, older, wd, args.repeat)
+    if not args.keep:
+        shutil.rmtree(wd / "cp-copies")
+        shutil.rmtree(wd / "cp-work")
+    log("Git LFS ...")
+    lfs = bench_lfs(runner, series, older, wd, args.repeat)
+    if not args.keep:
+        shutil.rmtree(wd / "lfs-repo")
+    log("git model ...")
+    gm = bench_git_model(runner, series, older, wd, args.repeat, insert)
+    if not args.keep:
+        shutil.rmtree(wd / "gm-repo")
+        shutil.rmtree(wd / "series")
+    size_args = argparse.Namespace(**{**vars(args), "size_mib": size})
+    rep = build_report(cp, lfs, gm, spec, older, environment_lines(env, size_args, spec, wd), runner.report_floor())
+    record = {
+        "series": generate.describe(spec),
+        "older_version": older,
+        "tools": {t.name: asdict(t) for t in (cp, lfs, gm)},
+        "verdicts": [{"name": n, "target": t, "measured": g, "pass": ok} for n, t, g, ok in rep.verdicts],
+    }
+    return rep, record
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--size-mib", type=float, default=1024, help="approximate size of one checkpoint (default 1024)")
+    ap.add_argument("--size-mib", type=float, nargs="+", default=[512, 1024],
+                    help="approximate size(s) of one checkpoint; each size is a full run (default: 512 1024)")
     ap.add_argument("--versions", type=int, default=5, help="base + fine-tunes, at least 2 (default 5)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, help="directory to work in (a new subdirectory is made; default: system temp dir)")
@@ -608,40 +726,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner = Runner(wd / "commands.log", env)
     older = 1 if args.versions >= 3 else 0
     try:
-        spec = generate.make_series(args.size_mib, args.versions, args.seed)
-        log(f"generating {args.versions} checkpoints of ~{args.size_mib:g} MiB in {wd / 'series'} ...")
-        t0 = time.perf_counter()
-        series = generate.write_series(spec, wd / "series")
-        for path in series:
-            generate.check_readable(path, spec)
-        insert = None
-        if not args.no_insert:
-            variant = generate.write_insert_variant(spec, spec.versions - 1, wd / "series" / "insert.safetensors", series[-1])
-            generate.check_readable(variant.path, spec, [variant.tensor])
-            insert = variant.path
-        log(f"  done in {time.perf_counter() - t0:.1f} s (not measured)")
-
-        log("cp + sync baseline ...")
-        cp = bench_cp(runner, series, older, wd, args.repeat)
-        if not args.keep:
-            shutil.rmtree(wd / "cp-copies")
-            shutil.rmtree(wd / "cp-work")
-        log("Git LFS ...")
-        lfs = bench_lfs(runner, series, older, wd, args.repeat)
-        if not args.keep:
-            shutil.rmtree(wd / "lfs-repo")
-        log("git model ...")
-        gm = bench_git_model(runner, series, older, wd, args.repeat, insert)
-
-        rep = build_report(cp, lfs, gm, spec, older, environment_lines(env, args, spec, wd), runner.report_floor())
-        print(render_markdown(rep) if args.markdown else render_text(rep))
+        outputs: list[str] = []
+        raw: dict[str, Any] = {}
+        for size in args.size_mib:
+            rep, record = run_size(runner, generate, env, args, size, wd / f"size-{size:g}", older)
+            heading = f"### {size:g} MiB checkpoints"
+            outputs.append(f"{heading}\n\n" + (render_markdown(rep) if args.markdown else render_text(rep)))
+            raw[f"{size:g}"] = record
+        log("git model status ...")
+        status_lines = bench_status(runner, wd, args.repeat)
+        outputs.append("### status and start-up\n\n| measurement | target | measured | result |\n| --- | --- | --- | --- |\n"
+                       + "\n".join(status_lines))
+        print("\n\n".join(outputs))
         if args.json:
-            args.json.write_text(json.dumps({
-                "series": generate.describe(spec),
-                "older_version": older,
-                "tools": {t.name: asdict(t) for t in (cp, lfs, gm)},
-                "verdicts": [{"name": n, "target": t, "measured": g, "pass": ok} for n, t, g, ok in rep.verdicts],
-            }, indent=2))
+            args.json.write_text(json.dumps({"sizes": raw, "status": status_lines}, indent=2))
         return 0
     except CommandFailed as e:
         print(f"error: {e}", file=sys.stderr)

@@ -527,6 +527,112 @@ class GitRepo:
         return cp
 
 
+    # -- history, for gc, fsck and du (store v2) -----------------------------------------
+    def ref_commits(self) -> list[tuple[str, str]]:
+        """(ref name, commit id) of every ref that leads to a commit, HEAD and stashes included;
+        refs/notes/* are left to `notes_blobs`."""
+        out: list[tuple[str, str]] = []
+        names = ["HEAD", *self._repo.references]
+        for name in names:
+            if name.startswith("refs/notes/"):
+                continue
+            try:
+                commit = self._repo.revparse_single(name).peel(pygit2.Commit)
+            except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+                continue  # an unborn HEAD, or a ref to a tree or blob
+            out.append((name, str(commit.id)))
+        try:
+            stashes = self._repo.listall_stashes()
+        except pygit2.GitError:
+            stashes = []
+        for i, stash in enumerate(stashes):  # older stashes live only in refs/stash's reflog
+            out.append((f"stash@{{{i}}}", str(stash.commit_id)))
+        return out
+
+    def walk_commits(self, tips: Iterable[str]) -> Iterator[tuple[str, str, int]]:
+        """(commit id, tree id, commit time) of every commit reachable from `tips`, each once,
+        parents before children."""
+        unique = sorted(set(tips))
+        if not unique:
+            return
+        order = pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME | pygit2.enums.SortMode.REVERSE
+        walker = self._repo.walk(unique[0], order)
+        for tip in unique[1:]:
+            walker.push(tip)
+        for commit in walker:
+            yield str(commit.id), str(commit.tree_id), commit.commit_time
+
+    def tree_blobs(
+        self, tree_id: str, suffix: str | None, cache: dict[str, frozenset[tuple[str, str]]]
+    ) -> frozenset[tuple[str, str]]:
+        """(path, blob id) of the blobs under a tree (only names ending with `suffix`, if given).
+
+        `cache` maps tree ids to answers: a subtree unchanged between commits is read once.
+        """
+        found = cache.get(tree_id)
+        if found is not None:
+            return found
+        out: set[tuple[str, str]] = set()
+        tree = self._repo[tree_id]
+        for entry in tree:  # type: ignore[attr-defined]
+            if entry.type_str == "tree":
+                out |= {(f"{entry.name}/{p}", b) for p, b in self.tree_blobs(str(entry.id), suffix, cache)}
+            elif entry.type_str == "blob" and (suffix is None or entry.name.endswith(suffix)):
+                out.add((entry.name, str(entry.id)))
+        answer = frozenset(out)
+        cache[tree_id] = answer
+        return answer
+
+    def blob_bytes(self, blob_id: str) -> bytes:
+        return bytes(self._repo[blob_id].data)  # type: ignore[attr-defined]
+
+    def hash_blob(self, data: bytes) -> str:
+        """The id Git would give `data` as a blob."""
+        return str(pygit2.hash(data))
+
+    def notes_commits(self) -> list[str]:
+        """Tips of every notes ref (refs/notes/*)."""
+        out = []
+        for name in self._repo.references:
+            if name.startswith("refs/notes/"):
+                try:
+                    out.append(str(self._repo.revparse_single(name).peel(pygit2.Commit).id))
+                except (KeyError, ValueError, pygit2.GitError):
+                    continue
+        return out
+
+    def worktree_pointers(self, suffix: str) -> list[tuple[Path, str, str]]:
+        """(worktree, path, staged blob id) of the pointers in the index of every worktree."""
+        out: list[tuple[Path, str, str]] = []
+        tops = [self.workdir]
+        for name in self._repo.list_worktrees():
+            try:
+                tops.append(Path(self._repo.lookup_worktree(name).path))
+            except pygit2.GitError:
+                continue
+        for top in tops:
+            try:
+                repo = self._repo if top == self.workdir else pygit2.Repository(str(top))
+                index = repo.index
+                index.read(False)
+            except (pygit2.GitError, OSError):
+                continue  # a worktree whose folder was deleted: `git worktree prune` drops it
+            out += [(top, e.path, str(e.id)) for e in index if e.path.endswith(suffix)]
+        return out
+
+    def tags_by_commit(self, prefix: str) -> dict[str, list[str]]:
+        """Commit id -> names of the tags under refs/tags/`prefix` that point (peeled) at it."""
+        out: dict[str, list[str]] = {}
+        for name in self._repo.references:
+            if name.startswith("refs/tags/" + prefix):
+                try:
+                    commit = self._repo.revparse_single(name).peel(pygit2.Commit)
+                except (KeyError, ValueError, pygit2.GitError):
+                    continue
+                out.setdefault(str(commit.id), []).append(name[len("refs/tags/"):])
+        return out
+
+
 def _common_dir(git_dir: Path) -> Path:
     """The directory shared by all worktrees (where the default store lives)."""
     marker = git_dir / "commondir"

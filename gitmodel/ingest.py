@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +18,8 @@ from gitmodel.errors import FileChangedError, GitModelError
 from gitmodel.manifest import Manifest, TensorEntry
 from gitmodel.pipeline import OrderedStage
 from gitmodel.progress import Progress
-from gitmodel.store.objects import ChunkId, ChunkStore, Committer, ManifestId
+from gitmodel.store.container import HEADER_SIZE
+from gitmodel.store.objects import ChunkId, ChunkStore, Encoded, ManifestId, PackWriter
 
 
 
@@ -70,39 +70,39 @@ def _store_chunks(
     hasher = _StreamHasher(layout.tensors)
     chunks: list[tuple[ChunkId, int]] = []
     written = [0, 0]
-    pending: deque[Future[tuple[ChunkId, int, int, bytes]]] = deque()
+    pending: deque[Future[tuple[ChunkId, int, Encoded | None, bytes]]] = deque()
     claimed: set[ChunkId] = set()  # ids this run already stores: repeated tensors, zero pages
-    claim_lock = threading.Lock()
 
-    def collect(fut: Future[tuple[ChunkId, int, int, bytes]]) -> None:
-        cid, length, nbytes, data = fut.result()
-        hasher.put(data)
+    def collect(fut: Future[tuple[ChunkId, int, Encoded | None, bytes]], writer: PackWriter) -> None:
+        # in file order, on this thread: the pack's layout (and so its name) is the same
+        # whatever order the workers finish in
+        cid, length, encoded, data = fut.result()
+        hasher.put((data, cid))
         chunks.append((cid, length))
-        if nbytes:
-            written[0] += nbytes
+        if encoded is not None and cid not in claimed:
+            claimed.add(cid)
+            writer.put(encoded)
+            written[0] += HEADER_SIZE + len(encoded[4])
             written[1] += 1
         if progress is not None:
             progress(length)
 
-    def work(offset: int, length: int) -> tuple[ChunkId, int, int, bytes]:
+    def work(offset: int, length: int) -> tuple[ChunkId, int, Encoded | None, bytes]:
         data = read_exact(fd, offset, length, path)
         cid = ChunkId(xxhash.xxh3_128_hexdigest(data))
-        with claim_lock:
-            first = cid not in claimed
-            claimed.add(cid)
-        nbytes = store.put_chunk(cid, data, committer) if first else 0
-        return cid, length, nbytes, data
+        encoded = None if cid in claimed else store.encode_chunk(cid, data)
+        return cid, length, encoded, data
 
     n = workers()
     try:
-        with Committer(store) as committer, ThreadPoolExecutor(max_workers=n, thread_name_prefix="gitmodel-chunk") as pool:
+        with store.pack_writer() as writer, ThreadPoolExecutor(max_workers=n, thread_name_prefix="gitmodel-chunk") as pool:
             try:
                 for offset, length in plan_chunks(layout, source):
                     pending.append(pool.submit(work, offset, length))
                     if len(pending) >= 2 * n:
-                        collect(pending.popleft())
+                        collect(pending.popleft(), writer)
                 while pending:
-                    collect(pending.popleft())
+                    collect(pending.popleft(), writer)
             except BaseException:
                 for fut in pending:
                     fut.cancel()
@@ -111,7 +111,8 @@ def _store_chunks(
         hasher.abort()
         raise
     file_digest, tensor_digests = hasher.digests()
-    store.sync()  # chunks are durable before the manifest that names them is written
+    # the pack writer has finished: every chunk is in a durable pack named by a durable
+    # index file before the manifest that names them is written
     return chunks, file_digest, tensor_digests, (written[0], written[1])
 
 
@@ -140,7 +141,7 @@ def _finish(
     return IngestResult(mid, manifest, layout.warning, bytes_written, chunks_written)
 
 
-class _StreamHasher(OrderedStage[bytes]):
+class _StreamHasher(OrderedStage[tuple[bytes, str]]):
     """BLAKE3 of the whole file and xxh3-128 of each tensor, fed the file's bytes in order.
 
     It runs beside the chunk workers (blake3 and xxhash release the GIL on large buffers);
@@ -157,7 +158,8 @@ class _StreamHasher(OrderedStage[bytes]):
         self._pos = 0
         self.start()
 
-    def handle(self, data: bytes) -> None:
+    def handle(self, item: tuple[bytes, str]) -> None:
+        data, chunk_id = item
         self._file_hash.update(data)
         view = memoryview(data)
         pos, end = self._pos, self._pos + len(data)
@@ -166,6 +168,11 @@ class _StreamHasher(OrderedStage[bytes]):
         while self._ti < len(tensors) and tensors[self._ti].offset < end:
             t = tensors[self._ti]
             t_end = t.offset + t.length
+            if self._current is None and t.offset == pos and t_end == end:
+                # the chunk is exactly this tensor: its id is already the tensor's xxh3-128
+                self._digests.append(chunk_id)
+                self._ti += 1
+                continue
             if self._current is None:
                 self._current = xxhash.xxh3_128()
             lo, hi = max(t.offset, pos), min(t_end, end)

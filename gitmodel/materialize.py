@@ -171,7 +171,7 @@ def _short(name: str) -> str:
 def _read_chunk(store: ChunkStore, cid: ChunkId, length: int) -> bytes:
     data = store.get_chunk(cid)
     if len(data) != length:
-        raise DamagedObjectError(str(store.chunk_path(cid)), f"{length} bytes", f"{len(data)} bytes")
+        raise DamagedObjectError(f"chunk {cid}", f"{length} bytes", f"{len(data)} bytes")
     return data
 
 

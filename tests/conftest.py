@@ -141,9 +141,9 @@ class Repo:
 
 
 def object_files(store: Path) -> set[str]:
-    """Every object file in a store, as paths relative to its objects/ directory."""
-    root = store / "objects"
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    """Every object, pack and index file in a store, as paths relative to the store."""
+    return {p.relative_to(store).as_posix() for sub in ("objects", "packs", "index")
+            for p in (store / sub).rglob("*") if p.is_file()}
 
 
 def new_repo(path: Path, home: Path, init_model: bool = True) -> Repo:

@@ -6,7 +6,6 @@ creates, read from each new object's header, so compression cannot hide a dedup 
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +14,16 @@ import numpy as np
 from gitmodel.ingest import IngestResult, ingest_file
 from gitmodel.store import ChunkStore
 
-import helpers_formats as hf  # tests/ is on sys.path, as for `from conftest import ...`
+import helpers_formats as hf
+from helpers_store import chunk_raw_lengths  # tests/ is on sys.path, as for `from conftest import ...`
 
 KiB, MiB = 1 << 10, 1 << 20
 N_LAYERS = 20
 
 
 def _chunk_files(store: ChunkStore) -> dict[str, int]:
-    """chunk id → raw length, from the header of every chunk object in the store."""
-    root = store.root / "objects" / "chunks"
-    out = {}
-    if root.exists():
-        for p in root.rglob("*"):
-            if p.is_file():
-                with open(p, "rb") as f:
-                    (raw_len,) = struct.unpack("<8xQ", f.read(16))
-                out[p.parent.name + p.name] = raw_len
-    return out
+    """chunk id → raw length, from the index entry of every chunk in the store."""
+    return chunk_raw_lengths(store.root)
 
 
 def _ingest_measured(store: ChunkStore, path: Path) -> tuple[IngestResult, dict[str, int]]:

@@ -15,7 +15,8 @@ from gitmodel.ingest import IngestResult, ingest_file
 from gitmodel.manifest import Manifest
 from gitmodel.store import ChunkStore
 
-import helpers_formats as hf  # tests/ is on sys.path, as for `from conftest import ...`
+import helpers_formats as hf
+from helpers_store import chunk_entries  # tests/ is on sys.path, as for `from conftest import ...`
 
 MiB = 1 << 20
 
@@ -68,9 +69,9 @@ def test_safetensors(store: ChunkStore, tmp_path: Path) -> None:
     }
     assert [t.offset for t in m.tensors] == sorted(t.offset for t in m.tensors)
     assert spans["zzz.empty"].offset == len(data)
-    files = [p for p in (store.root / "objects" / "chunks").rglob("*") if p.is_file()]
-    assert result.chunks_written == len(files) == len({cid for cid, _ in m.chunks})
-    assert result.bytes_written == sum(p.stat().st_size for p in files)
+    entries = chunk_entries(store.root)
+    assert result.chunks_written == len(entries) == len({cid for cid, _ in m.chunks})
+    assert result.bytes_written == sum(loc.length for loc in entries.values())
     assert len(data) > 4 * MiB
 
 
@@ -240,7 +241,7 @@ def test_repeated_chunks_in_one_file_are_written_once(store: ChunkStore, tmp_pat
     data = _check_common(store, path, result)
     ids = [cid for cid, _ in result.manifest.chunks]
     assert len(ids) == 5 and len(set(ids)) == 3  # header, then the same two pieces twice
-    objects = sorted(p for p in (store.root / "objects" / "chunks").rglob("*") if p.is_file())
-    assert len(objects) == 3
+    entries = chunk_entries(store.root)
+    assert len(entries) == 3 and len(list(store.index.entries())) == 3  # no duplicate entries either
     assert result.chunks_written == 3
-    assert result.bytes_written == sum(p.stat().st_size for p in objects) < len(data) - 8 * MiB
+    assert result.bytes_written == sum(loc.length for loc in entries.values()) < len(data) - 8 * MiB

@@ -30,9 +30,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from gitmodel.cli import add, audit, check, checkout, hooks, init, log, stages, status, tag
+    from gitmodel.cli import add, audit, check, checkout, du, fsck, gc, hooks, init, log, stages, status, tag
 
-    for module in (init, add, checkout, status, check):
+    for module in (init, add, checkout, status, check, gc, fsck, du):
         cli.add_command(module.command)
     cli.add_command(hooks.install_command)
     cli.add_command(hooks.hook_command)

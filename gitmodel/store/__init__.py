@@ -1,5 +1,5 @@
 """The content-addressed store of chunks and manifests (see docs/store-format.md)."""
 
-from gitmodel.store.objects import ChunkStore, ChunkId, ManifestId
+from gitmodel.store.objects import ChunkId, ChunkStore, ManifestId
 
 __all__ = ["ChunkStore", "ChunkId", "ManifestId"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import secrets
 from pathlib import Path
@@ -12,6 +10,9 @@ _SYNC_FILE_RANGE_WRITE = 2
 
 
 def _load_sync_file_range() -> object | None:
+    import ctypes
+    import ctypes.util
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         fn = libc.sync_file_range
@@ -22,7 +23,8 @@ def _load_sync_file_range() -> object | None:
     return fn
 
 
-_sync_file_range = _load_sync_file_range()
+_sync_file_range: object | None = None
+_looked_up = False
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:
@@ -32,6 +34,9 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
     this a large file is written only at the final fsync, after all the CPU work, instead
     of while it is being produced. Elsewhere this does nothing; the fsync still follows.
     """
+    global _sync_file_range, _looked_up
+    if not _looked_up:  # looked up on first use: find_library may run ldconfig, slow at start-up
+        _sync_file_range, _looked_up = _load_sync_file_range(), True
     if _sync_file_range is not None:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # type: ignore[operator]
 
@@ -55,7 +60,7 @@ def temp_name(prefix: str) -> str:
     return f"{prefix}{os.getpid()}.{secrets.token_hex(6)}"
 
 
-def write_file_atomic(target: Path, data: bytes, tmp_dir: Path | None = None, mode: int = 0o644) -> None:
+def write_file_atomic(target: Path, data: bytes | bytearray | memoryview, tmp_dir: Path | None = None, mode: int = 0o644) -> None:
     """Write `data` so that `target` is either absent/old or complete, even after a crash."""
     directory = tmp_dir if tmp_dir is not None else target.parent
     tmp = directory / temp_name(".gitmodel-tmp.")
@@ -76,7 +81,7 @@ def write_file_atomic(target: Path, data: bytes, tmp_dir: Path | None = None, mo
     fsync_dir(target.parent)
 
 
-def write_all(fd: int, *parts: bytes | memoryview) -> None:
+def write_all(fd: int, *parts: bytes | bytearray | memoryview) -> None:
     """Write every byte of `parts` in order (os.write may write less than asked)."""
     for part in parts:
         view = memoryview(part)

@@ -1,304 +1,338 @@
-"""ChunkStore: objects on disk, each in a small container, written atomically, verified on read."""
+"""ChunkStore (store version 2): chunks in packs found through the index, manifests loose, v1 chunks read in place."""
 
 from __future__ import annotations
 
 import os
-import struct
 import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import NewType
-
-import blake3
-import xxhash
 
 from gitmodel.errors import DamagedObjectError, GitModelError, MissingObjectError, UnsupportedVersionError
 from gitmodel.pipeline import OrderedStage
-from gitmodel.store.atomic import fsync_dir, start_writeback, temp_name, unlink_quietly, write_all, write_file_atomic
+from gitmodel.store import container
+from gitmodel.store.atomic import write_file_atomic
+from gitmodel.store.index import Location, PackIndex
+from gitmodel.store.loose import ChunkId, LooseStore, ManifestId, chunk_id_of, manifest_id_of, read_store_version
+from gitmodel.store.pack import Entry, PackFile
 
-ChunkId = NewType("ChunkId", str)
-"""xxh3-128 of a chunk's raw bytes: 32 lowercase hex digits."""
+__all__ = ["ChunkStore", "ChunkId", "Encoded", "ManifestId", "PackWriter", "chunk_id_of", "manifest_id_of"]
 
-ManifestId = NewType("ManifestId", str)
-"""`blake3:` followed by 64 lowercase hex digits: BLAKE3 of a manifest's raw bytes."""
-
-STORE_VERSION = 1
-MAGIC = b"GMOB"
-CONTAINER_VERSION = 1
-CODEC_RAW = 0
-CODEC_ZSTD = 1
-_HEADER = struct.Struct("<4sBBHQ")
-HEADER_SIZE = _HEADER.size
-# Keep zstd output only when it saves at least a quarter of the bytes. Decompression costs
-# every checkout (zstd decodes float data at ~0.6 GB/s per core here, slower than the disk
-# writes it), while plain zstd saves only ~20% on bf16/fp16/fp32 weights: for those, raw
-# chunks keep checkout disk-bound. Zeros, text, integer tables and sparse states still
-# compress. Byte-plane codecs for floats are the planned way to save more, faster.
-_MIN_SAVING_SHIFT = 2
-# A chunk larger than this is first judged by compressing its first _SAMPLE bytes, so
-# incompressible data costs a small fraction of a full compression pass.
-_SAMPLE = 128 << 10
-
-
-def chunk_id_of(data: bytes | memoryview) -> ChunkId:
-    return ChunkId(xxhash.xxh3_128_hexdigest(data))
-
-
-def manifest_id_of(data: bytes) -> ManifestId:
-    return ManifestId("blake3:" + blake3.blake3(data).hexdigest())
+STORE_VERSION = 2
+MIN_STORE_VERSION = 1
+# Chosen by measurement (docs/benchmarks.md): one fsync per pack costs little at 64 MiB,
+# a pack is a reasonable unit to upload, and the writer holds no pack in memory anyway.
+PACK_TARGET = 64 << 20
+LOCK_NAME = "lock"
 
 
 class ChunkStore:
-    """The store at `root`: chunks and manifests under objects/, temporaries under tmp/."""
+    """The store at `root` (docs/store-format.md): put, get, has, missing, iterate, delete."""
 
-    def __init__(self, root: Path, zstd_level: int = 1) -> None:
+    def __init__(self, root: Path, zstd_level: int = 1, pack_target: int = PACK_TARGET) -> None:
         self.root = root
         self.zstd_level = zstd_level
-        self._local = threading.local()
-        self._dirty_dirs: set[Path] = set()
-        self._lock = threading.Lock()
+        self.pack_target = pack_target
+        self.loose = LooseStore(root, zstd_level, marker=False)
+        self.index = PackIndex(root / "index")
+        self._fds: dict[str, int] = {}
+        self._fd_lock = threading.Lock()
         self._ensured = False
+        self._lock_fd: int | None = None
+        self._lock_closer: Callable[[], object] | None = None
 
     # -- layout -------------------------------------------------------------------------
     @property
     def tmp_dir(self) -> Path:
         return self.root / "tmp"
 
-    def chunk_path(self, cid: ChunkId) -> Path:
-        return self.root / "objects" / "chunks" / cid[:2] / cid[2:]
+    @property
+    def packs_dir(self) -> Path:
+        return self.root / "packs"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.root / "index"
+
+    def pack_path(self, name: str) -> Path:
+        return self.packs_dir / f"{name}.pack"
 
     def manifest_path(self, mid: ManifestId) -> Path:
-        digest = mid.split(":", 1)[1]
-        return self.root / "objects" / "manifests" / digest[:2] / digest[2:]
+        return self.loose.manifest_path(mid)
+
+    def loose_chunk_path(self, cid: ChunkId) -> Path:
+        return self.loose.chunk_path(cid)
+
+    def version(self) -> int | None:
+        return read_store_version(self.root)
 
     def check_version(self) -> None:
         """Refuse a store written by a newer release; a missing store is fine (created later)."""
-        marker = self.root / "store.toml"
-        try:
-            text = marker.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise GitModelError(f"cannot read {marker}: {exc.strerror}") from None
-        version = _parse_store_version(text, marker)
-        if version > STORE_VERSION:
+        version = self.version()
+        if version is not None and version > STORE_VERSION:
             raise UnsupportedVersionError(
                 f"store {self.root} has version {version}, this git-model reads up to "
                 f"{STORE_VERSION}: pip install -U git-model"
             )
 
     def ensure(self) -> None:
-        """Create the store's directories and version marker if they are missing."""
+        """Make the store writable: directories, the version marker (a v1 store becomes v2,
+        its loose chunks read in place), and a shared lock that keeps gc out while we write."""
         if self._ensured:
             return
         self.check_version()
-        for sub in ("objects/chunks", "objects/manifests", "tmp"):
+        for sub in ("objects/manifests", "packs", "index", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        marker = self.root / "store.toml"
-        if not marker.exists():
-            write_file_atomic(marker, f"version = {STORE_VERSION}\n".encode(), self.tmp_dir)
+        self._take_lock(exclusive=False)
+        if self.version() != STORE_VERSION:
+            # a v1 release must not write loose chunks beside packs it cannot see
+            write_file_atomic(self.root / "store.toml", f"version = {STORE_VERSION}\n".encode(), self.tmp_dir)
         self._ensured = True
+
+    # -- the store lock -----------------------------------------------------------------
+    def _take_lock(self, exclusive: bool, wait: float = 600.0) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            # a store object that is dropped releases its lock (flock is per open file), so a
+            # Python API user's earlier Workspace does not keep gc out of this process
+            self._lock_closer = weakref.finalize(self, os.close, self._lock_fd)
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(self._lock_fd, mode | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    what = "another git model command is writing to" if exclusive else "'git model gc' is running on"
+                    raise GitModelError(f"{what} the store {self.root}; try again when it is done") from None
+                time.sleep(0.05)
+
+    @contextmanager
+    def exclusive(self, wait: float = 60.0) -> Iterator[None]:
+        """Hold the store alone (gc, fsck repairs): no add writes while this is held."""
+        self.ensure()
+        self._take_lock(exclusive=True, wait=wait)
+        try:
+            yield
+        finally:
+            self._take_lock(exclusive=False)
+
+    def close(self) -> None:
+        """Close pack files and release the lock (also done when the process exits)."""
+        with self._fd_lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+        if self._lock_closer is not None:
+            self._lock_closer()  # closes the fd, once
+            self._lock_closer = None
+            self._lock_fd = None
+            self._ensured = False
 
     # -- chunks -------------------------------------------------------------------------
     def has_chunk(self, cid: ChunkId) -> bool:
-        return self.chunk_path(cid).exists()
+        return self.index.lookup(bytes.fromhex(cid)) is not None or self.loose.has_chunk(cid)
 
-    def put_chunk(self, cid: ChunkId, data: bytes | memoryview, committer: Committer | None = None) -> int:
-        """Store `data` under `cid` unless present; return the bytes written (0 if present).
+    def missing(self, cids: Iterable[ChunkId]) -> list[ChunkId]:
+        """The ids of `cids` the store does not hold, in the order given."""
+        return [c for c in cids if not self.has_chunk(c)]
 
-        With a `committer`, the fsync and rename happen on its thread, in order, while the
-        caller goes on compressing: the object is in place once `committer.close()` returns.
+    def locate(self, cid: ChunkId) -> Location | None:
+        return self.index.lookup(bytes.fromhex(cid))
+
+    def encode_chunk(self, cid: ChunkId, data: bytes | memoryview) -> Encoded | None:
+        """What a pack writer takes for this chunk, or None when the store has it already."""
+        if self.has_chunk(cid):
+            return None
+        codec, payload = container.encode(data, self.zstd_level)
+        return bytes.fromhex(cid), codec, 0, len(data), payload
+
+    def put_chunk(self, cid: ChunkId, data: bytes | memoryview, writer: PackWriter | None = None) -> int:
+        """Store `data` under `cid` unless present; return the bytes it takes in a pack (0 if present).
+
+        With a `writer`, the chunk joins the writer's current pack, durable once the writer
+        is finished; alone, it is written as a pack of its own, durable on return.
         """
-        path = self.chunk_path(cid)
-        if _refresh(path):
-            self._mark_dirty(path.parent)  # another writer may have renamed it a moment ago
+        if self.has_chunk(cid):
             return 0
-        return self._write_object(path, data, committer)
+        codec, payload = container.encode(data, self.zstd_level)
+        if writer is not None:
+            writer.put((bytes.fromhex(cid), codec, 0, len(data), payload))
+            return container.HEADER_SIZE + len(payload)
+        with self.pack_writer() as w:
+            w.put((bytes.fromhex(cid), codec, 0, len(data), payload))
+        return container.HEADER_SIZE + len(payload)
+
+    def pack_writer(self) -> PackWriter:
+        self.ensure()
+        return PackWriter(self)
 
     def get_chunk(self, cid: ChunkId) -> bytes:
         """The raw bytes of a chunk, verified against its id."""
-        path = self.chunk_path(cid)
-        data = self._read_object(path, "chunk", cid)
+        key = bytes.fromhex(cid)
+        for attempt in range(2):
+            loc = self.index.lookup(key)
+            if loc is not None:
+                try:
+                    return self._read_packed(cid, loc)
+                except FileNotFoundError:
+                    pass  # a gc repacked it a moment ago: the index on disk knows where
+            elif self.loose.has_chunk(cid):
+                try:
+                    return self.loose.get_chunk(cid)
+                except MissingObjectError:
+                    pass  # a gc packed it a moment ago
+            if attempt == 0:
+                self.index.reload()
+                self._forget_fds()
+        raise MissingObjectError("chunk", cid)
+
+    def read_entry(self, loc: Location) -> tuple[bytes, bytes]:
+        """The container header and payload of a pack entry, as stored."""
+        fd = self._pack_fd(loc.pack)
+        blob = os.pread(fd, loc.length, loc.offset)
+        where = f"{self.pack_path(loc.pack)}@{loc.offset}"
+        if len(blob) != loc.length:
+            raise DamagedObjectError(where, f"{loc.length} bytes", f"{len(blob)} bytes (truncated pack)")
+        return blob[: container.HEADER_SIZE], blob[container.HEADER_SIZE :]
+
+    def _read_packed(self, cid: ChunkId, loc: Location) -> bytes:
+        fd = self._pack_fd(loc.pack)
+        where = f"{self.pack_path(loc.pack)}@{loc.offset}"
+        head = os.pread(fd, container.HEADER_SIZE, loc.offset)
+        codec, flags, raw_len = container.parse_header(head, where, container.CONTAINER_V2)
+        if (codec, raw_len) != (loc.codec, loc.raw_len):
+            raise DamagedObjectError(where, f"codec {loc.codec}, {loc.raw_len} bytes", f"codec {codec}, {raw_len} bytes")
+        size = loc.length - container.HEADER_SIZE
+        payload = os.pread(fd, size, loc.offset + container.HEADER_SIZE)
+        if len(payload) != size:
+            raise DamagedObjectError(where, f"{size} bytes", f"{len(payload)} bytes (truncated pack)")
+        data = container.decode(codec, payload, raw_len, where)
         got = chunk_id_of(data)
         if got != cid:
-            raise DamagedObjectError(str(path), f"xxh3 {cid}", f"xxh3 {got}")
+            raise DamagedObjectError(where, f"xxh3 {cid}", f"xxh3 {got}")
         return data
+
+    def _pack_fd(self, name: str) -> int:
+        with self._fd_lock:
+            fd = self._fds.get(name)
+            if fd is None:
+                if len(self._fds) >= 64:  # bound open files; packs are opened again cheaply
+                    self._close_fds_locked()
+                fd = os.open(self.pack_path(name), os.O_RDONLY)
+                self._fds[name] = fd
+            return fd
+
+    def _forget_fds(self) -> None:
+        with self._fd_lock:
+            self._close_fds_locked()
+
+    def _close_fds_locked(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def chunk_ids(self) -> set[ChunkId]:
+        """Every chunk the store holds, packed or loose."""
+        out = {ChunkId(chunk.hex()) for chunk, _ in self.index.entries()}
+        out.update(self.loose.chunk_ids())
+        return out
+
+    def delete_chunks(self, cids: Iterable[ChunkId]) -> None:
+        """Remove chunks: loose files go, packs holding them are rewritten without them.
+
+        Callers hold the store alone (`exclusive()`); gc is the only one in normal use.
+        """
+        from gitmodel.store.repack import drop_chunks
+
+        drop_chunks(self, {bytes.fromhex(c) for c in cids})
 
     # -- manifests ----------------------------------------------------------------------
     def put_manifest(self, raw: bytes) -> ManifestId:
-        mid = manifest_id_of(raw)
-        path = self.manifest_path(mid)
-        if _refresh(path):
-            self._mark_dirty(path.parent)
-        else:
-            self._write_object(path, raw)
-        return mid
+        self.ensure()
+        return self.loose.put_manifest(raw)
 
     def has_manifest(self, mid: ManifestId) -> bool:
-        return self.manifest_path(mid).exists()
+        return self.loose.has_manifest(mid)
 
     def get_manifest(self, mid: ManifestId) -> bytes:
-        path = self.manifest_path(mid)
-        data = self._read_object(path, "manifest", mid)
-        got = manifest_id_of(data)
-        if got != mid:
-            raise DamagedObjectError(str(path), mid, got)
-        return data
+        return self.loose.get_manifest(mid)
 
-    # -- durability ---------------------------------------------------------------------
-    def _mark_dirty(self, directory: Path) -> None:
-        with self._lock:
-            self._dirty_dirs.add(directory)
+    def manifest_ids(self) -> Iterator[ManifestId]:
+        return self.loose.manifest_ids()
 
     def sync(self) -> None:
-        """Make every object renamed into place since the last call durable (fsync dirs)."""
-        with self._lock:
-            dirs, self._dirty_dirs = self._dirty_dirs, set()
-        for directory in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
-            fsync_dir(directory)
-
-    # -- container ----------------------------------------------------------------------
-    def _write_object(self, path: Path, data: bytes | memoryview, committer: Committer | None = None) -> int:
-        try:
-            return self._write_object_unchecked(path, data, committer)
-        except OSError as exc:
-            raise GitModelError(f"cannot write to the store {self.root}: {exc.strerror or exc}") from None
-
-    def _write_object_unchecked(self, path: Path, data: bytes | memoryview, committer: Committer | None) -> int:
-        self.ensure()
-        raw_len = len(data)
-        codec, payload = self._encode(data)
-        header = _HEADER.pack(MAGIC, CONTAINER_VERSION, codec, 0, raw_len)
-        tmp = self.tmp_dir / temp_name("obj.")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-        try:
-            write_all(fd, header, payload)
-            if committer is not None:
-                start_writeback(fd, 0, 0)  # 0 length: to the end of the file
-                committer.submit(fd, tmp, path)
-                return HEADER_SIZE + len(payload)
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            unlink_quietly(tmp)
-            raise
-        os.close(fd)
-        self._install(tmp, path)
-        return HEADER_SIZE + len(payload)
-
-    def _install(self, tmp: Path, path: Path) -> None:
-        """Rename a durable temporary object into place and remember its directory."""
-        parent = path.parent
-        created = not parent.is_dir()
-        if created:
-            parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            unlink_quietly(tmp)
-            raise
-        with self._lock:
-            self._dirty_dirs.add(parent)
-            if created:
-                self._dirty_dirs.add(parent.parent)
-
-    def _encode(self, data: bytes | memoryview) -> tuple[int, bytes | memoryview]:
-        if self.zstd_level <= 0 or len(data) < 64:
-            return CODEC_RAW, data
-        compressor = getattr(self._local, "compressor", None)
-        if compressor is None:
-            import zstandard
-
-            compressor = zstandard.ZstdCompressor(level=self.zstd_level)
-            self._local.compressor = compressor
-        if len(data) > 4 * _SAMPLE and not _worth_it(len(compressor.compress(data[:_SAMPLE])), _SAMPLE):
-            return CODEC_RAW, data
-        packed: bytes = compressor.compress(data)
-        if _worth_it(len(packed), len(data)):
-            return CODEC_ZSTD, packed
-        return CODEC_RAW, data
-
-    def _read_object(self, path: Path, kind: str, oid: str) -> bytes:
-        try:
-            with open(path, "rb", buffering=0) as f:
-                head = f.read(HEADER_SIZE)
-                payload = f.readall()  # the payload alone: raw chunks are returned without a copy
-        except FileNotFoundError:
-            raise MissingObjectError(kind, oid) from None
-        except OSError as exc:
-            raise GitModelError(f"cannot read {kind} {oid} at {path}: {exc.strerror}") from None
-        if len(head) < HEADER_SIZE:
-            raise DamagedObjectError(str(path), "a 16-byte header", f"{len(head)} bytes")
-        magic, version, codec, flags, raw_len = _HEADER.unpack_from(head)
-        if magic != MAGIC:
-            raise DamagedObjectError(str(path), f"magic {MAGIC!r}", f"{magic!r}")
-        if version < 1:
-            raise DamagedObjectError(str(path), f"container version 1..{CONTAINER_VERSION}", f"version {version}")
-        if version > CONTAINER_VERSION:
-            raise UnsupportedVersionError(
-                f"object {path} has container version {version}; pip install -U git-model"
-            )
-        if flags != 0:
-            raise DamagedObjectError(str(path), "flags 0", f"flags {flags}")
-        if codec == CODEC_RAW:
-            data = payload
-        elif codec == CODEC_ZSTD:
-            data = self._decompress(payload, raw_len, path)
-        else:
-            raise UnsupportedVersionError(
-                f"object {path} uses codec {codec}, unknown to this git-model; pip install -U git-model"
-            )
-        if len(data) != raw_len:
-            raise DamagedObjectError(str(path), f"{raw_len} bytes", f"{len(data)} bytes")
-        return data
-
-    def _decompress(self, payload: bytes, raw_len: int, path: Path) -> bytes:
-        decompressor = getattr(self._local, "decompressor", None)
-        if decompressor is None:
-            import zstandard
-
-            decompressor = zstandard.ZstdDecompressor()
-            self._local.decompressor = decompressor
-        try:
-            out: bytes = decompressor.decompress(payload, max_output_size=raw_len)
-        except Exception as exc:  # zstandard raises ZstdError on corrupt frames
-            raise DamagedObjectError(str(path), "a valid zstd frame", str(exc)) from None
-        return out
+        """Make the manifests written since the last call durable (packs are, when finished)."""
+        self.loose.sync()
 
 
-class Committer(OrderedStage[tuple[int, Path, Path]]):
-    """Makes written objects durable and renames them into place on a thread of its own.
+Encoded = tuple[bytes, int, int, int, "bytes | memoryview"]
+"""A chunk ready for a pack: id bytes, codec, flags, raw length, payload."""
 
-    Chunk workers hand over an open temporary file as soon as its bytes are written (and
-    writeback has started), so compression never waits for the disk. The queue is bounded
-    to bound open file descriptors. An object becomes visible only after its fsync, so the
-    store still holds only whole objects whatever moment the process dies.
+
+class PackWriter(OrderedStage[Encoded]):
+    """Appends encoded chunks to packs on a thread of its own; a pack is published when full.
+
+    Workers hand over (chunk id bytes, codec, flags, raw length, payload) and go on
+    compressing; the queue is bounded, so at most `depth` payloads wait in memory. A pack
+    becomes visible (renamed into packs/, then its index file written) only after its fsync.
     """
 
-    def __init__(self, store: ChunkStore, depth: int = 64) -> None:
-        super().__init__("gitmodel-commit", depth)
+    def __init__(self, store: ChunkStore, depth: int = 16) -> None:
+        super().__init__("gitmodel-pack", depth)
         self._store = store
+        self._pack: PackFile | None = None
+        self.packs: list[str] = []
         self.start()
 
-    def submit(self, fd: int, tmp: Path, path: Path) -> None:
-        self.put((fd, tmp, path))
-
-    def handle(self, item: tuple[int, Path, Path]) -> None:
-        fd, tmp, path = item
+    def handle(self, item: tuple[bytes, int, int, int, bytes | memoryview]) -> None:
+        chunk, codec, flags, raw_len, payload = item
         try:
-            os.fsync(fd)
+            if self._pack is None:
+                self._pack = PackFile(self._store.tmp_dir)
+            self._pack.add(chunk, codec, flags, raw_len, payload)
+            if self._pack.size >= self._store.pack_target:
+                self._publish()
+        except OSError as exc:
+            raise GitModelError(f"cannot write to the store {self._store.root}: {exc.strerror or exc}") from None
+
+    def _publish(self) -> None:
+        pack, self._pack = self._pack, None
+        if pack is None or not pack.entries:
+            if pack is not None:
+                pack.abort()
+            return
+        try:
+            name, entries = pack.finish(self._store.packs_dir, self._store.index_dir)
         except BaseException:
-            self.discard(item)
+            pack.abort()
             raise
-        os.close(fd)
-        self._store._install(tmp, path)
+        self._store.index.add_pack(name, entries)
+        self.packs.append(name)
 
-    def discard(self, item: tuple[int, Path, Path]) -> None:
-        fd, tmp, _ = item
-        os.close(fd)
-        unlink_quietly(tmp)
+    def finish(self) -> None:
+        """Publish the last pack; every chunk put is then durable and found by the index."""
+        super().finish()
+        try:
+            self._publish()
+        except OSError as exc:
+            raise GitModelError(f"cannot write to the store {self._store.root}: {exc.strerror or exc}") from None
 
-    def __enter__(self) -> Committer:
+    def abort(self) -> None:
+        super().abort()
+        if self._pack is not None:
+            self._pack.abort()
+            self._pack = None
+
+    def __enter__(self) -> PackWriter:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -308,28 +342,5 @@ class Committer(OrderedStage[tuple[int, Path, Path]]):
             self.abort()  # the original exception is the one to report
 
 
-def _worth_it(packed: int, raw: int) -> bool:
-    return packed <= raw - (raw >> _MIN_SAVING_SHIFT)
-
-
-
-def _parse_store_version(text: str, marker: Path) -> int:
-    for line in text.splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "version":
-            try:
-                return int(value.strip())
-            except ValueError:
-                break
-    raise GitModelError(f"{marker} is damaged: expected 'version = <number>'")
-
-
-def _refresh(path: Path) -> bool:
-    """True if `path` exists; its mtime is then bumped so a gc grace period counts from now."""
-    try:
-        os.utime(path)
-        return True
-    except FileNotFoundError:
-        return False
-    except PermissionError:
-        return path.exists()
+def entry_of(chunk: bytes, loc: Location) -> Entry:
+    return Entry(chunk, loc.offset, loc.length, loc.raw_len, loc.codec, loc.flags)

@@ -20,6 +20,7 @@ from conftest import (
     sha256,
     snapshot,
 )
+from helpers_store import delete_all_chunks, flip_payload_byte
 
 
 def temps(directory: Path) -> list[str]:
@@ -229,7 +230,10 @@ def test_checkout_of_an_unknown_name_fails(committed_repo: Repo) -> None:
 
 
 def _delete(store: Path, what: str) -> None:
-    shutil.rmtree(store / "objects" / what)
+    if what == "chunks":
+        delete_all_chunks(store)
+    else:
+        shutil.rmtree(store / "objects" / what)
 
 
 def test_checkout_with_missing_chunks_fails_cleanly(committed_repo: Repo) -> None:
@@ -270,12 +274,7 @@ def test_checkout_of_a_damaged_chunk_fails_cleanly(committed_repo: Repo) -> None
     make_safetensors(model, {"big": (256, 256)}, seed=1)
     add_and_commit(repo, "models/m.safetensors")
     model.unlink()
-    chunks = sorted((repo.store / "objects" / "chunks").rglob("*"), key=lambda p: p.stat().st_size)
-    victim = [p for p in chunks if p.is_file()][-1]
-    os.chmod(victim, 0o644)
-    data = bytearray(victim.read_bytes())
-    data[-100] ^= 0xFF
-    victim.write_bytes(bytes(data))
+    flip_payload_byte(repo.store)
 
     line = repo.gm_fails("checkout")
 

@@ -70,14 +70,14 @@ def any_file(*dirs: Path) -> bool:
 
 
 def assert_store_whole(store_root: Path) -> tuple[int, int]:
-    """Read back every object under objects/, verifying it; return (chunks, manifests)."""
+    """Read back every chunk the index names and every manifest, verifying each; return (chunks, manifests)."""
     store = ChunkStore(store_root)
     chunks = manifests = 0
-    for path in sorted((store_root / "objects" / "chunks").glob("*/*")):
-        store.get_chunk(ChunkId(path.parent.name + path.name))
+    for cid in sorted(store.chunk_ids()):
+        store.get_chunk(cid)
         chunks += 1
-    for path in sorted((store_root / "objects" / "manifests").glob("*/*")):
-        store.get_manifest(ManifestId("blake3:" + path.parent.name + path.name))
+    for mid in sorted(store.manifest_ids()):
+        store.get_manifest(mid)
         manifests += 1
     return chunks, manifests
 
@@ -97,7 +97,7 @@ def temps(directory: Path) -> list[str]:
 
 
 def reset_store(repo: Repo) -> None:
-    for sub in ("objects", "tmp"):
+    for sub in ("objects", "packs", "index", "tmp"):
         shutil.rmtree(repo.store / sub, ignore_errors=True)
 
 
@@ -108,7 +108,7 @@ def test_add_killed_mid_write_leaves_a_usable_store(committed_repo: Repo) -> Non
     make_safetensors(model, random_tensors(1, BIG_TENSORS, BIG_TENSOR_BYTES))
     original = sha256(model)
     pointer = repo.path / "big.safetensors.model.toml"
-    watched = (repo.store / "tmp", repo.store / "objects" / "chunks")
+    watched = (repo.store / "tmp", repo.store / "packs")
 
     killed = 0
     for delay in (0.0, 0.02, 0.1, 0.3):
@@ -148,7 +148,7 @@ def test_add_interrupted_with_ctrl_c(committed_repo: Repo) -> None:
     model = repo.path / "big.safetensors"
     make_safetensors(model, random_tensors(5, BIG_TENSORS, BIG_TENSOR_BYTES))
     proc = start(repo, "add", "big.safetensors")
-    while proc.poll() is None and not any_file(repo.store / "tmp", repo.store / "objects" / "chunks"):
+    while proc.poll() is None and not any_file(repo.store / "tmp", repo.store / "packs"):
         time.sleep(0.001)
     interrupted = proc.poll() is None
     if interrupted:

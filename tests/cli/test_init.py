@@ -18,7 +18,7 @@ def test_init_writes_config_store_and_diff_driver(plain_repo: Repo) -> None:
     assert str(repo.store) in cp.stdout
     config = (repo.path / ".gitmodel.toml").read_text()
     assert "version = 1" in config.splitlines()
-    assert (repo.store / "store.toml").read_text() == "version = 1\n"
+    assert (repo.store / "store.toml").read_text() == "version = 2\n"
     assert (repo.store / "objects").is_dir()
     assert "*.model.toml diff=gitmodel" in (repo.path / ".gitattributes").read_text().splitlines()
     assert repo.git("config", "--local", "--get", "diff.gitmodel.xfuncname").stdout.strip() != ""

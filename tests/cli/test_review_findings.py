@@ -28,7 +28,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from gitmodel.store.objects import ChunkId, ChunkStore, ManifestId
+from gitmodel.store.objects import ChunkStore, ManifestId
+from helpers_store import delete_all_chunks, drop_chunk, flip_payload_byte
 
 MiB = 1 << 20
 
@@ -109,10 +110,10 @@ def test_add_of_a_file_that_shrinks_meanwhile_fails_in_one_line(committed_repo: 
     # than file size'), and once chunks are being written (SIGBUS on the next page of the
     # mapping: the process dies without a word)
     store = repo.store
-    writing = lambda pid: any_file(store / "tmp") or any_file(store / "objects" / "chunks")  # noqa: E731
+    writing = lambda pid: any_file(store / "tmp") or any_file(store / "packs")  # noqa: E731
     for ready in (None, writing):
         model.write_bytes(data)
-        for sub in ("objects", "tmp"):  # a killed run leaves temporaries: start afresh
+        for sub in ("objects", "packs", "index", "tmp"):  # a killed run leaves temporaries: start afresh
             shutil.rmtree(store / sub, ignore_errors=True)
         cp = shrink_while_open(repo, model, "add", "-q", "big.safetensors", ready=ready)
 
@@ -316,11 +317,7 @@ def test_checkout_that_fails_midway_remembers_the_files_it_wrote(committed_repo:
     a.unlink()
     b.unlink()
     for cid in chunks_of(repo, repo.pointer("b.safetensors")):
-        path = ChunkStore(repo.store).chunk_path(ChunkId(cid))
-        path.chmod(0o644)
-        data = bytearray(path.read_bytes())
-        data[-1] ^= 0x01
-        path.write_bytes(bytes(data))
+        flip_payload_byte(repo.store, cid, back=1)
     line = repo.gm_fails("checkout")  # restores a, then stops at b's damaged chunk
     assert "damaged" in line and a.exists()
 
@@ -345,7 +342,7 @@ def test_checkout_with_missing_chunks_keeps_the_old_file(committed_repo: Repo) -
     v2 = sha256(a)
     keep = set(chunks_of(repo, repo.pointer("a.safetensors")))
     for cid in set(v1_chunks) - keep:
-        ChunkStore(repo.store).chunk_path(ChunkId(cid)).unlink()
+        drop_chunk(repo.store, cid)
     repo.git("checkout", "-q", "HEAD~1", "--", "a.safetensors.model.toml")
 
     line = repo.gm_fails("checkout")
@@ -379,7 +376,7 @@ def test_checkout_names_every_model_whose_data_is_missing(committed_repo: Repo) 
         make_safetensors(repo.path / name, {"w": (8, 8)}, seed=seed)
     repo.gm("add", "-q", "a.safetensors", "b.safetensors")
     repo.commit("a and b")
-    shutil.rmtree(repo.store / "objects" / "chunks")
+    delete_all_chunks(repo.store)
     (repo.path / "a.safetensors").unlink()
     (repo.path / "b.safetensors").unlink()
 

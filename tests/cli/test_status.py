@@ -7,6 +7,7 @@ import shutil
 from typing import Any
 
 from conftest import SMALL_TENSORS, Repo, make_hf_model, make_safetensors
+from helpers_store import delete_all_chunks
 
 
 def status_json(repo: Repo) -> list[dict[str, Any]]:
@@ -85,7 +86,7 @@ def test_status_missing(committed_repo: Repo) -> None:
 def test_status_not_in_store(committed_repo: Repo) -> None:
     repo = committed_repo
     add_file_model(repo)
-    shutil.rmtree(repo.store / "objects" / "chunks")
+    delete_all_chunks(repo.store)
 
     cp = repo.gm("status")
 

@@ -1,4 +1,4 @@
-"""ChunkStore: the object container of docs/store-format.md, its layout, and every damage detected on read."""
+"""LooseStore (store v1, still read by v2): the object container, its layout, and every damage detected on read."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ import xxhash
 import zstandard
 
 from gitmodel.errors import DamagedObjectError, GitModelError, MissingObjectError, UnsupportedVersionError
-from gitmodel.store import ChunkId, ChunkStore, ManifestId
+from gitmodel.store.loose import ChunkId, LooseStore, ManifestId
 
 HEADER = struct.Struct("<4sBBHQ")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ChunkStore:
-    return ChunkStore(tmp_path / "store")
+def store(tmp_path: Path) -> LooseStore:
+    return LooseStore(tmp_path / "store")
 
 
 def _cid(data: bytes) -> ChunkId:
@@ -61,7 +61,7 @@ def _bf16_like() -> bytes:
 # -- round trips and the container ------------------------------------------------------
 
 
-def test_random_bytes_are_stored_raw(store: ChunkStore) -> None:
+def test_random_bytes_are_stored_raw(store: LooseStore) -> None:
     cid = _cid(RANDOM)
     written = store.put_chunk(cid, RANDOM)
     path = store.chunk_path(cid)
@@ -76,7 +76,7 @@ TEXT = b"".join(b'{"token": %d, "piece": "w%d"}\n' % (i, i * 7 % 1000) for i in 
 
 
 @pytest.mark.parametrize("kind", ["zeros", "text"])
-def test_compressible_bytes_are_stored_as_one_zstd_frame(store: ChunkStore, kind: str) -> None:
+def test_compressible_bytes_are_stored_as_one_zstd_frame(store: LooseStore, kind: str) -> None:
     data = ZEROS if kind == "zeros" else TEXT
     cid = _cid(data)
     written = store.put_chunk(cid, data)
@@ -89,7 +89,7 @@ def test_compressible_bytes_are_stored_as_one_zstd_frame(store: ChunkStore, kind
     assert store.get_chunk(cid) == data
 
 
-def test_bf16_weights_stay_raw(store: ChunkStore) -> None:
+def test_bf16_weights_stay_raw(store: LooseStore) -> None:
     """zstd saves ~20% on bf16 weights: under the 1/4 threshold, so checkout need not decode them."""
     import zstandard as zstd
 
@@ -102,14 +102,14 @@ def test_bf16_weights_stay_raw(store: ChunkStore) -> None:
     assert store.get_chunk(cid) == data
 
 
-def test_large_chunk_judged_by_its_first_128_kib(store: ChunkStore) -> None:
+def test_large_chunk_judged_by_its_start(store: LooseStore) -> None:
     data = np.random.default_rng(1).bytes(128 << 10) + bytes(1 << 20)  # compressible, but not its start
     cid = _cid(data)
     store.put_chunk(cid, data)
     assert _header(store.chunk_path(cid))[2] == 0
 
 
-def test_large_chunk_with_a_compressible_start_is_still_checked_whole(store: ChunkStore) -> None:
+def test_large_chunk_with_a_compressible_start_is_still_checked_whole(store: LooseStore) -> None:
     data = bytes(128 << 10) + np.random.default_rng(2).bytes(1 << 20)  # the sample lies
     cid = _cid(data)
     store.put_chunk(cid, data)
@@ -117,14 +117,14 @@ def test_large_chunk_with_a_compressible_start_is_still_checked_whole(store: Chu
     assert store.get_chunk(cid) == data
 
 
-def test_barely_compressible_bytes_stay_raw(store: ChunkStore) -> None:
+def test_barely_compressible_bytes_stay_raw(store: LooseStore) -> None:
     data = RANDOM + bytes(1000)  # zstd saves ~1%, less than the 1/4 threshold
     cid = _cid(data)
     store.put_chunk(cid, data)
     assert _header(store.chunk_path(cid))[2] == 0
 
 
-def test_tiny_objects_are_raw(store: ChunkStore) -> None:
+def test_tiny_objects_are_raw(store: LooseStore) -> None:
     data = bytes(63)
     cid = _cid(data)
     assert store.put_chunk(cid, data) == 16 + 63
@@ -133,27 +133,27 @@ def test_tiny_objects_are_raw(store: ChunkStore) -> None:
 
 
 def test_level_zero_disables_compression(tmp_path: Path) -> None:
-    store = ChunkStore(tmp_path / "s", zstd_level=0)
+    store = LooseStore(tmp_path / "s", zstd_level=0)
     cid = _cid(ZEROS)
     store.put_chunk(cid, ZEROS)
     assert _header(store.chunk_path(cid))[2] == 0
     assert store.get_chunk(cid) == ZEROS
 
 
-def test_empty_chunk_round_trip(store: ChunkStore) -> None:
+def test_empty_chunk_round_trip(store: LooseStore) -> None:
     cid = _cid(b"")
     assert store.put_chunk(cid, b"") == 16
     assert store.get_chunk(cid) == b""
 
 
-def test_memoryview_input(store: ChunkStore) -> None:
+def test_memoryview_input(store: LooseStore) -> None:
     view = memoryview(RANDOM)[1000:5000]
     cid = _cid(bytes(view))
     store.put_chunk(cid, view)
     assert store.get_chunk(cid) == RANDOM[1000:5000]
 
 
-def test_object_paths(store: ChunkStore) -> None:
+def test_object_paths(store: LooseStore) -> None:
     cid = _cid(RANDOM)
     store.put_chunk(cid, RANDOM)
     rel = store.chunk_path(cid).relative_to(store.root).as_posix()
@@ -173,7 +173,7 @@ def test_object_paths(store: ChunkStore) -> None:
     assert store.has_manifest(mid) and store.has_chunk(cid)
 
 
-def test_store_layout_and_version_marker(store: ChunkStore) -> None:
+def test_store_layout_and_version_marker(store: LooseStore) -> None:
     assert not store.root.exists()
     store.put_chunk(_cid(b"x"), b"x")
     assert (store.root / "store.toml").read_bytes() == b"version = 1\n"
@@ -181,7 +181,7 @@ def test_store_layout_and_version_marker(store: ChunkStore) -> None:
     assert sorted(p.name for p in (store.root / "objects").iterdir()) == ["chunks", "manifests"]
 
 
-def test_no_temporaries_left_after_puts(store: ChunkStore) -> None:
+def test_no_temporaries_left_after_puts(store: LooseStore) -> None:
     g = np.random.default_rng(5)
     for i in range(20):
         data = g.bytes(int(g.integers(1, 50_000))) if i % 2 else bytes(i * 1000)
@@ -192,7 +192,7 @@ def test_no_temporaries_left_after_puts(store: ChunkStore) -> None:
     assert list(store.tmp_dir.iterdir()) == []
 
 
-def test_concurrent_writers_of_one_object(store: ChunkStore) -> None:
+def test_concurrent_writers_of_one_object(store: LooseStore) -> None:
     cid = _cid(RANDOM)
     threads = [threading.Thread(target=store.put_chunk, args=(cid, RANDOM)) for _ in range(8)]
     for t in threads:
@@ -204,7 +204,7 @@ def test_concurrent_writers_of_one_object(store: ChunkStore) -> None:
     assert [p.name for p in store.chunk_path(cid).parent.iterdir()] == [cid[2:]]
 
 
-def test_put_of_a_present_object_writes_nothing_and_bumps_mtime(store: ChunkStore) -> None:
+def test_put_of_a_present_object_writes_nothing_and_bumps_mtime(store: LooseStore) -> None:
     cid = _cid(ZEROS)
     store.put_chunk(cid, ZEROS)
     path = store.chunk_path(cid)
@@ -229,7 +229,7 @@ def test_put_of_a_present_object_writes_nothing_and_bumps_mtime(store: ChunkStor
 # -- errors --------------------------------------------------------------------------------
 
 
-def test_missing_chunk(store: ChunkStore) -> None:
+def test_missing_chunk(store: LooseStore) -> None:
     cid = _cid(b"never stored")
     with pytest.raises(MissingObjectError) as exc:
         store.get_chunk(cid)
@@ -238,7 +238,7 @@ def test_missing_chunk(store: ChunkStore) -> None:
     assert not store.has_chunk(cid)
 
 
-def test_missing_manifest(store: ChunkStore) -> None:
+def test_missing_manifest(store: LooseStore) -> None:
     mid = ManifestId("blake3:" + "ab" * 32)
     with pytest.raises(MissingObjectError) as exc:
         store.get_manifest(mid)
@@ -246,7 +246,7 @@ def test_missing_manifest(store: ChunkStore) -> None:
 
 
 @pytest.fixture(params=["raw", "zstd"])
-def stored(request: pytest.FixtureRequest, store: ChunkStore) -> tuple[ChunkStore, ChunkId, Path, bytes]:
+def stored(request: pytest.FixtureRequest, store: LooseStore) -> tuple[LooseStore, ChunkId, Path, bytes]:
     data = RANDOM if request.param == "raw" else ZEROS
     cid = _cid(data)
     store.put_chunk(cid, data)
@@ -254,7 +254,7 @@ def stored(request: pytest.FixtureRequest, store: ChunkStore) -> tuple[ChunkStor
     return store, cid, store.chunk_path(cid), data
 
 
-def _damaged(store: ChunkStore, cid: ChunkId) -> DamagedObjectError:
+def _damaged(store: LooseStore, cid: ChunkId) -> DamagedObjectError:
     with pytest.raises(DamagedObjectError) as exc:
         store.get_chunk(cid)
     assert exc.value.path == str(store.chunk_path(cid))
@@ -262,7 +262,7 @@ def _damaged(store: ChunkStore, cid: ChunkId) -> DamagedObjectError:
     return exc.value
 
 
-def test_flipped_payload_byte(stored: tuple[ChunkStore, ChunkId, Path, bytes]) -> None:
+def test_flipped_payload_byte(stored: tuple[LooseStore, ChunkId, Path, bytes]) -> None:
     store, cid, path, _data = stored
     size = path.stat().st_size
     pos = 16 + (size - 16) // 2
@@ -270,7 +270,7 @@ def test_flipped_payload_byte(stored: tuple[ChunkStore, ChunkId, Path, bytes]) -
     _damaged(store, cid)
 
 
-def test_flipped_payload_byte_names_both_ids(store: ChunkStore) -> None:
+def test_flipped_payload_byte_names_both_ids(store: LooseStore) -> None:
     cid = _cid(RANDOM)
     store.put_chunk(cid, RANDOM)
     _patch(store.chunk_path(cid), 100, bytes([RANDOM[84] ^ 0x80]))
@@ -280,14 +280,14 @@ def test_flipped_payload_byte_names_both_ids(store: ChunkStore) -> None:
 
 
 @pytest.mark.parametrize("keep", [0, 10, 16, 17, -1])
-def test_truncated_file(stored: tuple[ChunkStore, ChunkId, Path, bytes], keep: int) -> None:
+def test_truncated_file(stored: tuple[LooseStore, ChunkId, Path, bytes], keep: int) -> None:
     store, cid, path, _data = stored
     size = path.stat().st_size
     _truncate(path, keep if keep >= 0 else size - 1)
     _damaged(store, cid)
 
 
-def test_truncated_header_message(store: ChunkStore) -> None:
+def test_truncated_header_message(store: LooseStore) -> None:
     cid = _cid(RANDOM)
     store.put_chunk(cid, RANDOM)
     _truncate(store.chunk_path(cid), 10)
@@ -295,7 +295,7 @@ def test_truncated_header_message(store: ChunkStore) -> None:
     assert (err.expected, err.got) == ("a 16-byte header", "10 bytes")
 
 
-def test_wrong_magic(stored: tuple[ChunkStore, ChunkId, Path, bytes]) -> None:
+def test_wrong_magic(stored: tuple[LooseStore, ChunkId, Path, bytes]) -> None:
     store, cid, path, _data = stored
     _patch(path, 0, b"GMOC")
     err = _damaged(store, cid)
@@ -303,7 +303,7 @@ def test_wrong_magic(stored: tuple[ChunkStore, ChunkId, Path, bytes]) -> None:
 
 
 @pytest.mark.parametrize("flags", [1, 0x8000])
-def test_nonzero_flags(stored: tuple[ChunkStore, ChunkId, Path, bytes], flags: int) -> None:
+def test_nonzero_flags(stored: tuple[LooseStore, ChunkId, Path, bytes], flags: int) -> None:
     store, cid, path, _data = stored
     _patch(path, 6, struct.pack("<H", flags))
     err = _damaged(store, cid)
@@ -311,13 +311,13 @@ def test_nonzero_flags(stored: tuple[ChunkStore, ChunkId, Path, bytes], flags: i
 
 
 @pytest.mark.parametrize("delta", [-1, 1, 1 << 40])
-def test_raw_length_mismatch(stored: tuple[ChunkStore, ChunkId, Path, bytes], delta: int) -> None:
+def test_raw_length_mismatch(stored: tuple[LooseStore, ChunkId, Path, bytes], delta: int) -> None:
     store, cid, path, data = stored
     _patch(path, 8, struct.pack("<Q", len(data) + delta))
     _damaged(store, cid)
 
 
-def test_raw_length_mismatch_message(store: ChunkStore) -> None:
+def test_raw_length_mismatch_message(store: LooseStore) -> None:
     cid = _cid(RANDOM)
     store.put_chunk(cid, RANDOM)
     _patch(store.chunk_path(cid), 8, struct.pack("<Q", len(RANDOM) + 5))
@@ -325,7 +325,7 @@ def test_raw_length_mismatch_message(store: ChunkStore) -> None:
     assert (err.expected, err.got) == (f"{len(RANDOM) + 5} bytes", f"{len(RANDOM)} bytes")
 
 
-def test_zstd_payload_that_is_not_zstd(store: ChunkStore) -> None:
+def test_zstd_payload_that_is_not_zstd(store: LooseStore) -> None:
     cid = _cid(ZEROS)
     store.put_chunk(cid, ZEROS)
     _patch(store.chunk_path(cid), 16, b"\0\0\0\0")  # breaks the frame magic
@@ -333,7 +333,7 @@ def test_zstd_payload_that_is_not_zstd(store: ChunkStore) -> None:
     assert err.expected == "a valid zstd frame"
 
 
-def test_damaged_manifest(store: ChunkStore) -> None:
+def test_damaged_manifest(store: LooseStore) -> None:
     raw = b'{"chunks":[]}\n'
     mid = store.put_manifest(raw)
     _patch(store.manifest_path(mid), 16, b"[")
@@ -343,7 +343,7 @@ def test_damaged_manifest(store: ChunkStore) -> None:
     assert exc.value.got == "blake3:" + blake3.blake3(b'["chunks":[]}\n').hexdigest()
 
 
-def test_unknown_codec(stored: tuple[ChunkStore, ChunkId, Path, bytes]) -> None:
+def test_unknown_codec(stored: tuple[LooseStore, ChunkId, Path, bytes]) -> None:
     store, cid, path, _data = stored
     _patch(path, 5, bytes([7]))
     with pytest.raises(UnsupportedVersionError) as exc:
@@ -352,7 +352,7 @@ def test_unknown_codec(stored: tuple[ChunkStore, ChunkId, Path, bytes]) -> None:
     assert "pip install -U git-model" in str(exc.value)
 
 
-def test_newer_container_version(stored: tuple[ChunkStore, ChunkId, Path, bytes]) -> None:
+def test_newer_container_version(stored: tuple[LooseStore, ChunkId, Path, bytes]) -> None:
     store, cid, path, _data = stored
     _patch(path, 4, bytes([2]))
     with pytest.raises(UnsupportedVersionError) as exc:
@@ -360,7 +360,7 @@ def test_newer_container_version(stored: tuple[ChunkStore, ChunkId, Path, bytes]
     assert "container version 2" in str(exc.value)
 
 
-def test_container_version_zero_is_refused(stored: tuple[ChunkStore, ChunkId, Path, bytes]) -> None:
+def test_container_version_zero_is_refused(stored: tuple[LooseStore, ChunkId, Path, bytes]) -> None:
     """The reader MUST check the version: no release wrote container version 0, so it is damage."""
     store, cid, path, _data = stored
     _patch(path, 4, bytes([0]))
@@ -375,7 +375,7 @@ def test_errors_are_git_model_errors() -> None:
 # -- store.toml ----------------------------------------------------------------------------
 
 
-def test_newer_store_version_is_refused(store: ChunkStore) -> None:
+def test_newer_store_version_is_refused(store: LooseStore) -> None:
     store.root.mkdir(parents=True)
     (store.root / "store.toml").write_text("version = 2\n")
     with pytest.raises(UnsupportedVersionError) as exc:
@@ -386,19 +386,19 @@ def test_newer_store_version_is_refused(store: ChunkStore) -> None:
     assert not (store.root / "objects").exists()
 
 
-def test_missing_store_passes_the_version_check(store: ChunkStore) -> None:
+def test_missing_store_passes_the_version_check(store: LooseStore) -> None:
     store.check_version()
     assert not store.root.exists()
 
 
-def test_current_store_version_passes(store: ChunkStore) -> None:
+def test_current_store_version_passes(store: LooseStore) -> None:
     store.ensure()
     store.check_version()
-    ChunkStore(store.root).check_version()
+    LooseStore(store.root).check_version()
 
 
 @pytest.mark.parametrize("text", ["", "version = one\n", "garbage\n"])
-def test_damaged_store_marker(store: ChunkStore, text: str) -> None:
+def test_damaged_store_marker(store: LooseStore, text: str) -> None:
     store.root.mkdir(parents=True)
     (store.root / "store.toml").write_text(text)
     with pytest.raises(GitModelError) as exc:
