@@ -237,10 +237,30 @@ def promote(git: GitRepo, spec: str, stage: str, reason: str | None = None) -> S
     holder = current.holder if current else None
     if holder == version:
         raise GitModelError(f"{mv.label} already holds the stage '{stage}'")
+    _check_gates(git, mv, stage, history)
     assert mv.commit is not None
     audit.record(git, "promoted", mv.name, mv.commit, version=version, commit=mv.commit, stage=stage,
                  replaced=holder, reason=reason, pointer=mv.pointer_path, digests=_digests(mv.pointer_path, mv.pointer))
     return StageChange(mv.name, stage, version, holder)
+
+
+def _check_gates(git: GitRepo, mv: ModelVersion, stage: str, history: list[audit.Event]) -> None:
+    """Refuse a version that misses the stage's gates of .gitmodel.toml (docs/metadata.md).
+
+    The metrics judged are the pointer's, updated by later `annotate` events: an evaluation
+    recorded after the commit counts, as it does in `log` and `show`.
+    """
+    from gitmodel.metadata import deep_merge
+    from gitmodel.schema import gate_problems, load_schema
+
+    annotated: dict[str, float] = {}
+    for e in history:
+        if e.event == "annotated" and e.version == str(mv.version):
+            annotated.update(e.metrics)
+    metadata = deep_merge(dict(mv.pointer.metadata), {"metrics": annotated}) if annotated else mv.pointer.metadata
+    problems = gate_problems(load_schema(git), mv.name, stage, metadata)
+    if problems:
+        raise GitModelError(f"{mv.label} cannot be promoted to '{stage}': " + "; ".join(problems))
 
 
 def rollback(git: GitRepo, name: str, stage: str, reason: str | None = None) -> StageChange:

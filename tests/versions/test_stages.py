@@ -145,3 +145,23 @@ def test_ls_lists_every_model(three: Repo) -> None:
     assert m["size"] == (repo.path / "models/sentiment/model.safetensors").stat().st_size
     line = repo.gm("ls").stdout
     assert line.split()[:2] == ["sentiment", "v2.0.0"] and line.rstrip().endswith("production=v1.1.0")
+
+
+def test_promote_is_refused_by_a_stage_gate_until_an_annotation_meets_it(three: Repo) -> None:
+    repo = three
+    config = repo.path / ".gitmodel.toml"
+    config.write_text(config.read_text() + '\n[stages.production]\ngates = ["metrics.accuracy >= 0.9"]\n')
+    tag_three(repo)
+
+    line = repo.gm_fails("promote", "sentiment@v1.1.0", "production")
+    assert line == ("git model: error: sentiment@v1.1.0 cannot be promoted to 'production': metrics.accuracy is "
+                    "missing; the production gate needs metrics.accuracy >= 0.9")
+    repo.gm("promote", "sentiment@v1.1.0", "staging")  # no gate on staging
+
+    repo.gm("annotate", "sentiment@v1.1.0", "--metric", "accuracy=0.85")
+    line = repo.gm_fails("promote", "sentiment@v1.1.0", "production")
+    assert "metrics.accuracy is 0.85; the production gate needs metrics.accuracy >= 0.9" in line
+
+    repo.gm("annotate", "sentiment@v1.1.0", "--metric", "accuracy=0.93", "-m", "holdout re-run")
+    repo.gm("promote", "sentiment@v1.1.0", "production")
+    assert holders(repo) == {"production": "1.1.0", "staging": "1.1.0"}
