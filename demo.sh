@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# git-model demo: version a generated series of bf16 safetensors checkpoints in a throwaway repo.
+# git-model demo: version a generated series of bf16 safetensors checkpoints in a throwaway repo:
+# add with metadata, pointer diff, checkout, tags, stages, rollback, hooks, audit, du and fsck.
 #
 #   ./demo.sh                       3 versions x ~64 MiB
 #   DEMO_SIZE_MIB=256 DEMO_VERSIONS=4 ./demo.sh
@@ -80,7 +81,7 @@ declare -a REVS=()
 for ((v = 0; v < VERSIONS; v++)); do
     step "Version $v: copy the checkpoint in, git model add, git commit"
     cp "$SERIES/v$v.safetensors" model.safetensors
-    run git model add model.safetensors
+    run git model add model.safetensors --param learning_rate=0.0001 --param step=$((v * 1000)) -m "checkpoint v$v"
     run git commit -q -m "Checkpoint v$v"
     REVS+=("$(git rev-parse HEAD)")
     if [ "$v" -eq 0 ]; then
@@ -106,26 +107,54 @@ run git model checkout
 run cmp model.safetensors "$SERIES/v$LAST.safetensors"
 echo "restored model.safetensors is byte-identical to v$LAST"
 
-step "Go back to the first version"
-run git checkout "${REVS[0]}" -- model.safetensors.model.toml
-# no --force: the file there is exactly what git-model restored, so it is not a local change
-run git model checkout model
+step "Label versions: semantic tags on the commits that hold the pointer"
+run git model tag model 1.0.0 --rev "${REVS[0]}" -m "first training run"
+# --auto reads what changed: tensors added/removed/reshaped = major, weights = minor, metadata = patch
+run git model tag model --auto --rev "${REVS[1]}"
+if [ "$VERSIONS" -gt 2 ]; then
+    run git model tag model --auto --rev "${REVS[$LAST]}"
+fi
+run git model annotate model@v1.0.0 --metric accuracy=0.81 -m "holdout set 2026-11"
+run git model annotate model@latest --metric accuracy=0.86 -m "holdout set 2026-11"
+run git model log model
+
+step "Stages: promote, promote again, roll back"
+run git model promote model@v1.0.0 production -m "first release"
+run git model promote model@latest production -m "better accuracy"
+run git model rollback model production -m "latency regression in canary"
+run git model stages model
+run git model show model@production
+
+step "A version's exact bytes, without moving HEAD or touching the working tree"
+run git model checkout model@v1.0.0 -o "$WORK/v1.0.0"
+run cmp "$WORK/v1.0.0/model.safetensors" "$SERIES/v0.safetensors"
+echo "model@v1.0.0 is byte-identical to v0"
+
+step "Weights follow git checkout once the hooks are installed"
+run git model install-hooks
+run git checkout -q "${REVS[0]}"
 run cmp model.safetensors "$SERIES/v0.safetensors"
-echo "model.safetensors is byte-identical to v0"
+echo "after 'git checkout' of the first commit, model.safetensors is v0 again"
+run git checkout -q main
+run cmp model.safetensors "$SERIES/v$LAST.safetensors"
 run git model status
 
-step "Storage"
+step "The audit trail (Git notes, refs/notes/model): who did what, when and why"
+run git model audit model
+run git model audit --verify
+
+step "Storage: what each version costs, and a full check of the store"
+run git model du model
+run git model fsck
 total=0
 for ((v = 0; v < VERSIONS; v++)); do
     total=$((total + $(stat -c %s "$SERIES/v$v.safetensors")))
 done
-store=$(du -sb .git/model/objects | cut -f1)
-store_disk=$(du -sk .git/model/objects | cut -f1)
-awk -v t="$total" -v s="$store" -v d="$store_disk" -v n="$VERSIONS" 'BEGIN {
+store=$(du -sb .git/model | cut -f1)
+awk -v t="$total" -v s="$store" -v n="$VERSIONS" 'BEGIN {
     mib = 1048576
-    printf "%d checkpoints: %.1f MiB in all\n", n, t / mib
-    printf "git model store (.git/model/objects): %.1f MiB (%.1f MiB on disk), %.1f%% of the checkpoints\n", s / mib, d * 1024 / mib, 100 * s / t
+    printf "%d checkpoints: %.1f MiB in all; the git model store (.git/model): %.1f MiB, %.1f%% of them\n", n, t / mib, s / mib, 100 * s / t
 }'
 
 step "Done"
-echo "Benchmark against cp and Git LFS: python benchmarks/run.py --size-mib 1024 --versions 5"
+echo "Benchmark against cp + sync and Git LFS at 512 MiB and 1 GiB: python benchmarks/run.py --repeat 3"

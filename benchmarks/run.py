@@ -375,8 +375,8 @@ def bench_status(runner: Runner, wd: Path, repeat: int) -> list[str]:
     for i in range(STATUS_MODELS):
         d = many / f"m{i:03d}"
         d.mkdir()
-        (d / "model.bin").write_bytes(os.urandom(64 << 10))
-        names.append(f"m{i:03d}/model.bin")
+        (d / f"m{i:03d}.bin").write_bytes(os.urandom(64 << 10))  # distinct default names
+        names.append(f"m{i:03d}/m{i:03d}.bin")
     runner.run(["git", "model", "add", "-q", *names], many)
     runner.run(["git", "commit", "-q", "-m", "models"], many)
     runner.run(["git", "model", "status"], many)  # the stat cache is filled by add; one warm-up run
