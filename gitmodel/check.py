@@ -106,10 +106,10 @@ def check_staged(ws: Workspace, raw_only: bool = False) -> list[Problem]:
             continue
         if path.endswith(ptr.SUFFIX):
             if not raw_only:
-                out += [Problem(path, p) for p in pointer_problems(git.meta_blob(oid), path, ws.store, schema)]
+                out += [Problem(path, p) for p in pointer_problems(git.blob_data(oid), path, ws.store, schema)]
             continue
         size = git.meta_blob_size(oid)
-        head = git.meta_blob(oid, 4096) if size <= schema.raw_size_threshold else b""
+        head = git.blob_data(oid, 4096) if size <= schema.raw_size_threshold else b""
         problem = raw_problem(path, size, head, schema.raw_size_threshold)
         if problem:
             out.append(Problem(path, problem))

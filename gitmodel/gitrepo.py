@@ -180,13 +180,6 @@ class GitRepo:
         return None
 
     # -- metadata, check and hooks (issue 16) -------------------------------------------
-    def meta_head_commit(self) -> str | None:
-        """HEAD's commit id, or None on an unborn branch."""
-        try:
-            return str(self._repo.head.target) if not self._repo.head_is_unborn else None
-        except pygit2.GitError:
-            return None
-
     def meta_tree_blob_id(self, commitish: str, relpath: str) -> str | None:
         """The blob id of `relpath` in a commit's tree; None if absent or not a blob."""
         try:
@@ -197,13 +190,13 @@ class GitRepo:
         return str(obj.id) if obj.type_str == "blob" else None
 
     def meta_head_blob_id(self, relpath: str) -> str | None:
-        return None if self.meta_head_commit() is None else self.meta_tree_blob_id("HEAD", relpath)
+        return None if self.head_commit() is None else self.meta_tree_blob_id("HEAD", relpath)
 
     def meta_head_blob(self, relpath: str) -> bytes | None:
         oid = self.meta_head_blob_id(relpath)
-        return None if oid is None else self.meta_blob(oid)
+        return None if oid is None else self.blob_data(oid)
 
-    def meta_blob(self, oid: str, limit: int | None = None) -> bytes:
+    def blob_data(self, oid: str, limit: int | None = None) -> bytes:
         data = self._repo[oid].peel(pygit2.Blob).data
         return bytes(data if limit is None else data[:limit])
 
@@ -237,12 +230,12 @@ class GitRepo:
             entry = self.meta_index()[relpath]
         except (KeyError, ValueError):
             return None
-        return self.meta_blob(str(entry.id), limit)
+        return self.blob_data(str(entry.id), limit)
 
     def meta_staged(self) -> list[tuple[str, str]]:
         """(path, blob id) of each index entry added or changed since HEAD; conflicted entries too."""
         index = self.meta_index()
-        head = self.meta_head_commit()
+        head = self.head_commit()
         tree = self._repo[head].peel(pygit2.Commit).tree if head else None
         out = []
         for entry in index:
@@ -582,9 +575,6 @@ class GitRepo:
         answer = frozenset(out)
         cache[tree_id] = answer
         return answer
-
-    def blob_bytes(self, blob_id: str) -> bytes:
-        return bytes(self._repo[blob_id].data)  # type: ignore[attr-defined]
 
     def hash_blob(self, data: bytes) -> str:
         """The id Git would give `data` as a blob."""

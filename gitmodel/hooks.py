@@ -132,7 +132,7 @@ def pre_push_problems(ws: Workspace, lines: Iterable[str]) -> list[str]:
             continue
         seen.add(oid)
         try:
-            pointer = ptr.decode(git.meta_blob(oid), path)
+            pointer = ptr.decode(git.blob_data(oid), path)
         except GitModelError as exc:
             out.append(f"{path}: {exc}")
             continue

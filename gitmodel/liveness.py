@@ -72,13 +72,13 @@ def scan(git: GitRepo) -> Liveness:
         for path, blob in git.tree_blobs(tree, ptr.SUFFIX, cache):
             v = versions.get(blob)
             if v is None:
-                v = versions[blob] = PointerVersion(blob, git.blob_bytes(blob), first_seen=position)
+                v = versions[blob] = PointerVersion(blob, git.blob_data(blob), first_seen=position)
             v.commits.append((when, commit))
             v.paths.add(path)
     for top, path, blob in git.worktree_pointers(ptr.SUFFIX):
         if blob not in versions:
             try:
-                versions[blob] = PointerVersion(blob, git.blob_bytes(blob))
+                versions[blob] = PointerVersion(blob, git.blob_data(blob))
             except (KeyError, ValueError):
                 continue
         versions[blob].places.append(f"index of {top}")
@@ -99,7 +99,7 @@ def scan(git: GitRepo) -> Liveness:
         for _, blob in git.tree_blobs(tree, None, notes_cache):
             if blob not in seen:
                 seen.add(blob)
-                notes |= {ManifestId(m.decode()) for m in MANIFEST_ID_RE.findall(git.blob_bytes(blob))}
+                notes |= {ManifestId(m.decode()) for m in MANIFEST_ID_RE.findall(git.blob_data(blob))}
     return Liveness(versions, notes, git.tags_by_commit(TAG_PREFIX))
 
 

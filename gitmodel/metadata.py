@@ -307,7 +307,7 @@ def _lfs_version(git: GitRepo, absolute: Path, inside: str | None, shown: str) -
     if "oid" not in fields or not fields.get("size", "").isdigit():
         return None
     record: dict[str, Any] = {"source": "git-lfs", "path": shown, "oid": fields["oid"], "size": int(fields["size"])}
-    commit = git.meta_head_commit()
+    commit = git.head_commit()
     if commit:
         record["commit"] = commit
     return record
@@ -320,7 +320,7 @@ def _git_version(git: GitRepo, absolute: Path, inside: str | None, shown: str) -
     blob = git.meta_head_blob_id(inside)
     if blob is None or git.meta_hash_file(absolute) != blob:
         return None  # not committed, or changed since: only a digest says what it is
-    return {"source": "git", "path": shown, "blob": blob, "commit": git.meta_head_commit()}
+    return {"source": "git", "path": shown, "blob": blob, "commit": git.head_commit()}
 
 
 def _content_digest(absolute: Path, shown: str) -> dict[str, Any]:
@@ -403,7 +403,7 @@ class MetadataUpdate:
             "environment": self.environment,
             "model": model_facts(entries),
         }
-        commit = git.meta_head_commit()
+        commit = git.head_commit()
         if commit is not None:
             out["code"] = {"commit": commit, "dirty": git.meta_worktree_dirty(ptr.SUFFIX)}
             previous = _head_pointer(git, pointer_rel)
