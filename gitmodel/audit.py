@@ -232,7 +232,7 @@ def sync(git: GitRepo) -> None:
 
 def read(git: GitRepo, use_cache: bool = True) -> History:
     """All events, after folding in fetched remote notes."""
-    with git.lock():
+    with git.lock(), git.shared_refs_lock():
         sync(git)
     return _read(git, use_cache)
 
@@ -333,7 +333,7 @@ def causal_order(events: Iterable[Event]) -> list[Event]:
 
 def append(git: GitRepo, attach_to: str, event: Event) -> Event:
     """Write one event (its `prev` filled with the model's heads) into the note on `attach_to`."""
-    with git.lock():
+    with git.lock(), git.shared_refs_lock():  # worktrees share refs/notes/model
         sync(git)
         history = _read(git)
         event = replace(event, prev=tuple(history.heads(event.model)))

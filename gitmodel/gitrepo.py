@@ -102,28 +102,20 @@ class GitRepo:
         Two `git model add` runs in one working tree would otherwise each read the index,
         add their pointer and write it back, and one of the two pointers would be lost.
         """
-        path = self.git_dir / "gitmodel.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                import fcntl
-            except ImportError:  # pragma: no cover - not POSIX: no lock, as before
-                yield
-                return
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise GitModelError(
-                            f"another git model command has held {path} for {wait:.0f} s; try again when it is done"
-                        ) from None
-                    time.sleep(0.02)
+        with _flock(self.git_dir / "gitmodel.lock", wait):
             yield
-        finally:
-            os.close(fd)  # closing releases the lock
+
+    @contextmanager
+    def shared_refs_lock(self, wait: float = 120.0) -> Iterator[None]:
+        """Serialize read-modify-writes of refs every worktree shares (refs/notes/model).
+
+        `lock()` is per worktree (its own git dir), but the notes ref lives in the common
+        dir: two worktrees appending events at once would collide on its ref lock, or one
+        would move the ref over the other's new commit and drop its event. Take it inside
+        `lock()`, never around it.
+        """
+        with _flock(self.common_dir / "gitmodel-refs.lock", wait):
+            yield
 
     def is_ignored(self, relpath: str) -> bool:
         return bool(self._repo.path_is_ignored(relpath))
@@ -621,6 +613,32 @@ class GitRepo:
                     continue
                 out.setdefault(str(commit.id), []).append(name[len("refs/tags/"):])
         return out
+
+
+@contextmanager
+def _flock(path: Path, wait: float) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if needed), waiting up to `wait` seconds."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock, as before
+            yield
+            return
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise GitModelError(
+                        f"another git model command has held {path} for {wait:.0f} s; try again when it is done"
+                    ) from None
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _common_dir(git_dir: Path) -> Path:

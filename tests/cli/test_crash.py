@@ -301,6 +301,41 @@ def test_two_adds_at_once_in_two_worktrees_share_the_store(committed_repo: Repo,
     assert main.porcelain() == [] and other.porcelain() == []
 
 
+_APPEND_EVENTS = """
+import sys
+from pathlib import Path
+from gitmodel import audit
+from gitmodel.gitrepo import GitRepo
+git = GitRepo(Path(sys.argv[1]))
+for k in range(int(sys.argv[3])):
+    audit.record(git, "annotated", sys.argv[2], git.head_commit(), version="1.0.0", metrics={"k": k})
+"""
+
+
+def test_events_appended_at_once_from_four_worktrees_are_all_kept(committed_repo: Repo, tmp_path: Path) -> None:
+    # refs/notes/model is shared by every worktree, while git-model's lock was per worktree:
+    # two writers collided on the ref's lock (an add failed), or one moved the ref over the
+    # other's new notes commit (an event lost). Four processes append 15 events each.
+    main = committed_repo
+    roots = [main.path]
+    for i in range(3):
+        main.git("worktree", "add", "-q", "-b", f"w{i}", str(tmp_path / f"w{i}"))
+        roots.append(tmp_path / f"w{i}")
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _APPEND_EVENTS, str(root), f"m{i}", "15"], env=main.env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for i, root in enumerate(roots)
+    ]
+    for proc in procs:
+        _, err = proc.communicate()
+        assert proc.returncode == 0, err.decode()
+
+    events = json.loads(main.gm("audit", "--json").stdout)["events"]
+    kept = sorted((e["model"], e["metrics"]["k"]) for e in events if e["event"] == "annotated")
+    assert kept == sorted((f"m{i}", k) for i in range(4) for k in range(15))
+    assert main.gm("audit", "--verify").returncode == 0
+
+
 def test_two_adds_at_once_in_one_directory_lose_nothing(committed_repo: Repo) -> None:
     # Both processes update the same .gitignore and the same Git index: neither update may be
     # lost (a lost .gitignore line shows the weights as untracked; a lost index entry leaves
