@@ -423,14 +423,40 @@ class GitRepo:
         return bytes(obj.data)
 
     def write_note(self, ref: str, annotated: str, data: str, who: tuple[str, str], message: str) -> None:
-        """Set the note on `annotated`, as one new commit of `ref` with `message`."""
+        """Set the note on `annotated`, as one new commit of `ref` with `message`.
+
+        Callers hold `shared_refs_lock()`, so no other git-model process is writing `ref`.
+        """
+        self._clear_stale_ref_lock(ref)
         sig = pygit2.Signature(who[0], who[1])
-        self._repo.create_note(data, sig, sig, annotated, ref, True)
-        # libgit2 names every notes commit alike; the same tree and parents, with a message
-        # that says which event it adds, make `git log refs/notes/model` readable
-        made = self._repo.references[ref].peel(pygit2.Commit)
-        commit = self._repo.create_commit(None, sig, sig, message, made.tree_id, made.parent_ids)
-        self.set_ref(ref, str(commit))
+        try:
+            self._repo.create_note(data, sig, sig, annotated, ref, True)
+            # libgit2 names every notes commit alike; the same tree and parents, with a message
+            # that says which event it adds, make `git log refs/notes/model` readable
+            made = self._repo.references[ref].peel(pygit2.Commit)
+            commit = self._repo.create_commit(None, sig, sig, message, made.tree_id, made.parent_ids)
+            self.set_ref(ref, str(commit))
+        except pygit2.GitError as exc:
+            lock = self.common_dir / (ref + ".lock")
+            raise GitModelError(
+                f"cannot record the audit event in {ref}: {str(exc).rstrip(': ')}; "
+                f"if no git command is running, remove {lock} and run the command again"
+            ) from None
+
+    def _clear_stale_ref_lock(self, ref: str, wait: float = 2.0) -> None:
+        """Remove `ref`'s lock file if a killed process left it.
+
+        Git holds a ref's lock for the few milliseconds of an update; under our own lock no
+        git-model process can hold it, so one still there after `wait` seconds is stale (a
+        `git model add` SIGKILLed while writing its event), and every later event would fail.
+        """
+        lock = self.common_dir / (ref + ".lock")
+        deadline = time.monotonic() + wait
+        while lock.exists():
+            if time.monotonic() > deadline:
+                lock.unlink(missing_ok=True)
+                return
+            time.sleep(0.05)
 
     def signs(self) -> bool:
         """Whether the user signs tags (tag.gpgSign): then registry decisions are signed too."""

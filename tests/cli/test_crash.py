@@ -363,3 +363,20 @@ def test_two_adds_at_once_in_one_directory_lose_nothing(committed_repo: Repo) ->
     for path, digest in hashes.items():
         assert sha256(path) == digest
     assert repo.porcelain() == []
+
+
+def test_a_notes_lock_left_by_a_killed_add_does_not_block_the_next_one(committed_repo: Repo) -> None:
+    # SIGKILL while an add writes its audit event leaves refs/notes/model.lock behind; every
+    # later add then failed after storing its data ("failed to lock file ... for writing").
+    repo = committed_repo
+    (repo.path / "a.bin").write_bytes(os.urandom(4096))
+    repo.gm("add", "-q", "a.bin")
+    lock = repo.path / ".git" / "refs" / "notes" / "model.lock"
+    lock.write_text("")
+
+    (repo.path / "b.bin").write_bytes(os.urandom(4096))
+    repo.gm("add", "-q", "b.bin")
+
+    assert not lock.exists()
+    events = json.loads(repo.gm("audit", "--json").stdout)["events"]
+    assert [e["model"] for e in events if e["event"] == "added"] == ["a", "b"]
