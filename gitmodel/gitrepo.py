@@ -184,10 +184,6 @@ class GitRepo:
     def meta_head_blob_id(self, relpath: str) -> str | None:
         return None if self.head_commit() is None else self.meta_tree_blob_id("HEAD", relpath)
 
-    def meta_head_blob(self, relpath: str) -> bytes | None:
-        oid = self.meta_head_blob_id(relpath)
-        return None if oid is None else self.blob_data(oid)
-
     def blob_data(self, oid: str, limit: int | None = None) -> bytes:
         data = self._repo[oid].peel(pygit2.Blob).data
         return bytes(data if limit is None else data[:limit])
@@ -393,11 +389,15 @@ class GitRepo:
 
     def verify_tag(self, name: str) -> str | None:
         """None when the tag's signature is good; else git's reason (one line)."""
-        cp = self._git("verify-tag", name, check=False)
+        return self._verify("verify-tag", name)
+
+    def _verify(self, command: str, name: str) -> str | None:
+        """Run `git verify-tag` or `verify-commit`: None if good, else git's last line of reason."""
+        cp = self._git(command, name, check=False)
         if cp.returncode == 0:
             return None
         lines = [line for line in cp.stderr.splitlines() if line.strip()]
-        return lines[-1] if lines else f"git verify-tag exited {cp.returncode}"
+        return lines[-1] if lines else f"git {command} exited {cp.returncode}"
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         if ancestor == descendant:
@@ -485,11 +485,7 @@ class GitRepo:
 
     def verify_commit(self, commit: str) -> str | None:
         """None when the commit's signature is good; else git's reason (one line)."""
-        cp = self._git("verify-commit", commit, check=False)
-        if cp.returncode == 0:
-            return None
-        lines = [line for line in cp.stderr.splitlines() if line.strip()]
-        return lines[-1] if lines else f"git verify-commit exited {cp.returncode}"
+        return self._verify("verify-commit", commit)
 
     def merge_notes(self, ref: str, other: str) -> None:
         """Merge the notes commit `other` into `ref`, concatenating, sorting and de-duplicating lines.

@@ -417,7 +417,8 @@ def _digests(files: Iterable[ptr.FileEntry]) -> list[tuple[str, str]]:
 
 
 def _head_pointer(git: GitRepo, pointer_rel: str) -> ptr.Pointer | None:
-    data = git.meta_head_blob(pointer_rel)
+    head = git.head_commit()
+    data = git.blob_at(head, pointer_rel) if head is not None else None
     if data is None:
         return None
     try:
