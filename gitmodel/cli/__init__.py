@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
+from typing import Any
 
 import click
 
@@ -16,7 +18,45 @@ EXIT_BUG = 3
 EXIT_INTERRUPTED = 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group whose commands are imported on first use.
+
+    `git model status` then imports the status module and what it needs, not every
+    command's dependencies; `git model -h` and the man page load them all to list them.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: dict[str, str] = {}  # command name -> "module:attribute"
+
+    def lazy(self, name: str, target: str) -> None:
+        """Register command `name`, the click command at `target` ("package.module:attribute")."""
+        self.lazy_commands[name] = target
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.lazy_commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            module_name, _, attribute = self.lazy_commands[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module_name), attribute)
+            if not isinstance(command, click.Command) or command.name != cmd_name:
+                raise RuntimeError(f"{self.lazy_commands[cmd_name]} is not the command {cmd_name!r}")
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+    def all_commands(self) -> dict[str, click.Command]:
+        """Every command, loaded: for the man page and the tests."""
+        ctx = click.Context(self)
+        out = {}
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            assert command is not None
+            out[name] = command
+        return out
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="git-model")
 @click.option("--debug", is_flag=True, help="Show a traceback for unexpected errors.")
 @click.pass_context
@@ -30,15 +70,28 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from gitmodel.cli import add, audit, check, checkout, du, fsck, gc, hooks, init, log, stages, status, tag
-
-    for module in (init, add, checkout, status, check, gc, fsck, du):
-        cli.add_command(module.command)
-    cli.add_command(hooks.install_command)
-    cli.add_command(hooks.hook_command)
-    for family in (tag, stages, log, audit):  # versions, stages and the audit trail
-        for command in family.commands:
-            cli.add_command(command)
+    # one line per command: its name, and the module and attribute that define it
+    lazy = cli.lazy
+    lazy("init", "gitmodel.cli.init:command")
+    lazy("add", "gitmodel.cli.add:command")
+    lazy("checkout", "gitmodel.cli.checkout:command")
+    lazy("status", "gitmodel.cli.status:command")
+    lazy("check", "gitmodel.cli.check:command")
+    lazy("gc", "gitmodel.cli.gc:command")
+    lazy("fsck", "gitmodel.cli.fsck:command")
+    lazy("du", "gitmodel.cli.du:command")
+    lazy("install-hooks", "gitmodel.cli.hooks:install_command")
+    lazy("hook", "gitmodel.cli.hooks:hook_command")
+    lazy("tag", "gitmodel.cli.tag:tag")
+    lazy("annotate", "gitmodel.cli.tag:annotate")
+    lazy("promote", "gitmodel.cli.stages:promote")
+    lazy("rollback", "gitmodel.cli.stages:rollback")
+    lazy("deprecate", "gitmodel.cli.stages:deprecate")
+    lazy("stages", "gitmodel.cli.stages:stages")
+    lazy("log", "gitmodel.cli.log:log")
+    lazy("show", "gitmodel.cli.log:show")
+    lazy("ls", "gitmodel.cli.log:ls")
+    lazy("audit", "gitmodel.cli.audit:command")
 
 
 _register()

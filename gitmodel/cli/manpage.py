@@ -61,8 +61,9 @@ def render(group: click.Group) -> str:
         lines += [paragraph, ".PP"]
     lines.append("Each command prints its own help with \\fBgit model\\fR \\fICOMMAND\\fR \\fB\\-h\\fR.")
     lines += [".SH OPTIONS", *_options(ctx, group), ".SH COMMANDS"]
-    for name in sorted(group.commands):
-        command = group.commands[name]
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None
         if command.hidden:  # internal plumbing, such as the hooks' entry point
             continue
         sub = click.Context(command, info_name=name, parent=ctx)

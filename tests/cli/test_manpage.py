@@ -31,7 +31,7 @@ def test_the_committed_man_page_is_generated_from_the_commands() -> None:
 
 def test_the_man_page_lists_every_command_and_option() -> None:
     page = render(cli)
-    for name, command in cli.commands.items():
+    for name, command in cli.all_commands().items():
         if command.hidden:
             assert f'git model {name} ' not in page
             continue

@@ -1,0 +1,91 @@
+"""The command line loads a command's module only when that command runs, and still knows them all."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import click
+
+from conftest import Repo
+from gitmodel.cli import LazyGroup, cli
+
+# What a command that reads no model (status of an empty repository) must not import.
+HEAVY = ("numpy", "zstandard", "pyfastcdc", "yaml", "gitmodel.ingest", "gitmodel.materialize", "gitmodel.codecs")
+
+_PROBE = """
+import sys
+from gitmodel.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("MODULES", " ".join(sorted(sys.modules)))
+"""
+
+
+def _modules_after(repo: Repo, *args: str) -> set[str]:
+    cp = repo.run(sys.executable, "-c", _PROBE, *args)
+    line = [ln for ln in cp.stdout.splitlines() if ln.startswith("MODULES ")][-1]
+    return set(line.split()[1:])
+
+
+def test_every_registered_command_loads_under_its_own_name() -> None:
+    commands = cli.all_commands()
+    assert isinstance(cli, LazyGroup)
+    assert set(commands) == set(cli.lazy_commands) | set(cli.commands)
+    for name, command in commands.items():
+        assert isinstance(command, click.Command) and command.name == name
+    # the commands every user starts with are there
+    assert {"init", "add", "checkout", "status", "tag", "log", "gc", "fsck", "du", "hook"} <= set(commands)
+
+
+def test_help_lists_every_visible_command(repo: Repo) -> None:
+    out = repo.gm("-h").stdout
+    listed = set(re.findall(r"^  ([a-z][a-z-]*)\s", out.split("Commands:", 1)[1], flags=re.M))
+    visible = {name for name, c in cli.all_commands().items() if not c.hidden}
+    assert listed == visible
+    assert "hook" not in listed  # hidden: the installed hooks' entry point
+
+
+def test_status_imports_only_what_it_needs(repo: Repo) -> None:
+    loaded = _modules_after(repo, "status")
+    assert "gitmodel.cli.status" in loaded
+    others = {m for m in loaded if m.startswith("gitmodel.cli.")} - {"gitmodel.cli.status", "gitmodel.cli.progress"}
+    assert others == set(), f"status loaded other command modules: {sorted(others)}"
+    heavy = sorted(m for m in loaded for h in HEAVY if m == h or m.startswith(h + "."))
+    assert heavy == [], f"status loaded heavy modules: {heavy}"
+
+
+def test_a_command_runs_after_lazy_loading(repo: Repo) -> None:
+    out = repo.gm("status").stdout
+    assert "no models" in out
+    assert "Usage: git model add" in repo.gm("add", "-h").stdout
+
+
+def test_unknown_command_is_a_usage_error_without_traceback(repo: Repo) -> None:
+    cp = repo.gm("no-such-command", check=False)
+    assert cp.returncode == 2
+    assert "Traceback" not in cp.stderr
+    assert "No such command 'no-such-command'" in cp.stderr
+
+
+def test_a_lazy_target_that_is_not_the_named_command_is_refused() -> None:
+    group = LazyGroup(name="g")
+    group.lazy("status", "gitmodel.cli.add:command")  # a registration line with a typo
+    try:
+        group.get_command(click.Context(group), "status")
+    except RuntimeError as exc:
+        assert "gitmodel.cli.add:command" in str(exc)
+    else:
+        raise AssertionError("a mismatched registration must fail loudly")
+
+
+def test_import_gitmodel_is_cheap() -> None:
+    cp = subprocess.run(
+        [sys.executable, "-c", "import sys, gitmodel; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True,
+    )
+    loaded = set(cp.stdout.split())
+    assert not {"numpy", "zstandard", "gitmodel.ingest", "gitmodel.materialize"} & loaded
