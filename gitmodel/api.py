@@ -278,6 +278,12 @@ def _refuse_taken_name(ws: Workspace, name: str, pointer_rel: str) -> None:
         if other == pointer_rel or not ws.git.abspath(other).is_file():
             continue
         try:
+            head_name = ptr.top_level_name(ws.git.abspath(other).read_bytes())
+        except OSError:
+            head_name = None
+        if head_name is not None and head_name != name:
+            continue  # decoding it whole would give that other name, or fail: not taken either way
+        try:
             taken = ws.read_pointer(other).name == name
         except GitModelError:
             continue  # a broken or conflicted pointer names nothing yet

@@ -218,3 +218,22 @@ def _sorted(value: Any) -> Any:
     if isinstance(value, list):
         return [_sorted(v) for v in value]
     return value
+
+
+_FIRST_TABLE_RE = re.compile(rb"^[ \t]*\[", re.MULTILINE)
+
+
+def top_level_name(data: bytes) -> str | None:
+    """The `name` a pointer's top-level keys give, read from the text before its first table.
+
+    A cheap look before a full `decode` (a pointer of 800 tensors takes ~13 ms to decode):
+    when this returns a name, `decode` of the same bytes either returns a pointer with that
+    name or fails. None when the head cannot be read on its own (then decode to know).
+    """
+    m = _FIRST_TABLE_RE.search(data)
+    head = data[: m.start()] if m else data
+    try:
+        name = tomllib.loads(head.decode("utf-8")).get("name")
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    return name if isinstance(name, str) else None
