@@ -1,4 +1,9 @@
-"""The `git model` command line: a thin click layer over gitmodel.api."""
+"""The `git model` command line: a thin click layer over gitmodel.api.
+
+A command is registered in `_register` by one line, `lazy("NAME", "gitmodel.cli.MODULE:ATTRIBUTE")`;
+its module is imported only when that command runs (or `-h` lists them all), so keep heavy
+imports out of other modules' top level too. tests/cli/test_lazy_cli.py checks every line.
+"""
 
 from __future__ import annotations
 
