@@ -13,9 +13,10 @@ if TYPE_CHECKING:
     from gitmodel.manifest import Manifest
     from gitmodel.pointer import Pointer
 
-# A chunk outside any one tensor (a header with a group of small tensors, bytes between
-# tensors, an opaque file) is matched with the parent's chunk at the same file offset: in a
-# checkpoint saved again by the same code, that is the same group.
+# A chunk is matched with the parent's chunk that starts at the same place in the same tensor.
+# A chunk that starts outside every tensor (the header, with the group of small tensors that
+# follows it) is matched by its file offset instead: in a checkpoint saved again by the same
+# code, that is the same group.
 _NO_TENSOR = ""
 
 
@@ -33,23 +34,38 @@ class TensorLike(Protocol):
 
 
 class _Tensors:
-    """Find the tensor that holds a byte range, by binary search over tensors sorted by offset."""
+    """Find tensors by byte position, by binary search over tensors sorted by offset."""
 
     def __init__(self, tensors: Sequence[TensorLike]) -> None:
         self._tensors = sorted((t for t in tensors if t.length > 0), key=lambda t: t.offset)
         self._starts = [t.offset for t in self._tensors]
 
-    def holding(self, offset: int, length: int) -> TensorLike | None:
+    def at(self, offset: int) -> TensorLike | None:
+        """The tensor holding the byte at `offset`."""
         i = bisect_right(self._starts, offset) - 1
         if i < 0:
             return None
         t = self._tensors[i]
-        return t if offset + length <= t.offset + t.length else None
+        return t if offset < t.offset + t.length else None
+
+    def dtype(self, offset: int, length: int) -> str | None:
+        """The dtype of the tensors overlapping [offset, offset + length) when they share one."""
+        i = max(0, bisect_right(self._starts, offset) - 1)
+        found: set[str] = set()
+        end = offset + length
+        while i < len(self._tensors) and self._tensors[i].offset < end:
+            t = self._tensors[i]
+            if t.offset + t.length > offset:
+                found.add(t.dtype)
+                if len(found) > 1:
+                    return None
+            i += 1
+        return found.pop() if found else None
 
 
-def _key(tensors: _Tensors, offset: int, length: int) -> tuple[str, int]:
-    """A chunk's place: (its tensor, offset within the tensor), else (no tensor, file offset)."""
-    t = tensors.holding(offset, length)
+def _key(tensors: _Tensors, offset: int) -> tuple[str, int]:
+    """A chunk's place: (the tensor its first byte is in, offset within it), else (no tensor, file offset)."""
+    t = tensors.at(offset)
     if t is None:
         return _NO_TENSOR, offset
     return t.name, offset - t.offset
@@ -66,15 +82,12 @@ class ChunkHints:
             theirs = _Tensors(parent.tensors)
             at = 0
             for cid, length in parent.chunks:
-                self._bases.setdefault(_key(theirs, at, length), cid)
+                self._bases.setdefault(_key(theirs, at), cid)
                 at += length
 
     def at(self, offset: int, length: int) -> tuple[str | None, ChunkId | None]:
         """(dtype or None, delta base or None) for the chunk at [offset, offset + length)."""
-        t = self._tensors.holding(offset, length)
-        if t is None:
-            return None, self._bases.get((_NO_TENSOR, offset))
-        return t.dtype, self._bases.get((t.name, offset - t.offset))
+        return self._tensors.dtype(offset, length), self._bases.get(_key(self._tensors, offset))
 
 
 def parent_manifests(ws: Workspace, old: Pointer | None, parent_ref: str | None) -> dict[str, str]:
