@@ -36,6 +36,19 @@ LOCK_NAME = "lock"
 MAX_DECODE_DEPTH = 16
 
 
+# Lock fds of store objects that were dropped, by store root: closed when this process
+# opens the store again, else when it exits.
+_DROPPED_LOCKS: dict[str, list[int]] = {}
+
+
+def _release_dropped(root: Path) -> None:
+    for fd in _DROPPED_LOCKS.pop(str(root), []):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 class DeltaBaseError(DamagedObjectError):
     """A delta chunk cannot be decoded because its base is damaged or missing."""
 
@@ -58,7 +71,7 @@ class ChunkStore:
         self._fd_lock = threading.Lock()
         self._ensured = False
         self._lock_fd: int | None = None
-        self._lock_closer: Callable[[], object] | None = None
+        self._lock_closer: weakref.finalize | None = None  # type: ignore[type-arg]
 
     # -- layout -------------------------------------------------------------------------
     @property
@@ -115,10 +128,17 @@ class ChunkStore:
         except ImportError:  # pragma: no cover - not POSIX
             return
         if self._lock_fd is None:
+            _release_dropped(self.root)
             self._lock_fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-            # a store object that is dropped releases its lock (flock is per open file), so a
-            # Python API user's earlier Workspace does not keep gc out of this process
-            self._lock_closer = weakref.finalize(self, os.close, self._lock_fd)
+            # A store object that is dropped keeps its lock until the process exits (a writer
+            # holds it "until it exits": the CLI drops its store before Python's shutdown,
+            # which takes a while once numpy is loaded), unless this process opens the store
+            # again: then the dropped lock goes first (flock is per open file), so a Python
+            # API user's earlier Workspace does not keep gc out of this process.
+            self._lock_closer = weakref.finalize(self, _DROPPED_LOCKS.setdefault(str(self.root), []).append, self._lock_fd)
+            self._lock_closer.atexit = False
+        if exclusive:
+            _release_dropped(self.root)  # a dropped store of this process must not keep us out
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         deadline = time.monotonic() + wait
         while True:
@@ -148,8 +168,10 @@ class ChunkStore:
                 os.close(fd)
             self._fds.clear()
         if self._lock_closer is not None:
-            self._lock_closer()  # closes the fd, once
+            self._lock_closer.detach()
             self._lock_closer = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
             self._lock_fd = None
             self._ensured = False
 
