@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitmodel import pointer as ptr
-from gitmodel.config import CONFIG_NAME, DEFAULT_CONFIG, load_config, store_root
+from gitmodel.config import CONFIG_NAME, DEFAULT_CONFIG, compression_level, load_config, store_root
 from gitmodel.errors import (
     MISSING_DATA_HINT,
     BadPathError,
     ConflictedPointerError,
+    DamagedObjectError,
     GitModelError,
     LocalChangesError,
     MissingObjectError,
@@ -48,7 +49,7 @@ class Workspace:
         self.git = GitRepo(start)
         if require_init:
             load_config(self.git)
-        self.store = ChunkStore(store_root(self.git))
+        self.store = ChunkStore(store_root(self.git), zstd_level=compression_level(self.git))
         self.store.check_version()
         # the stat cache only saves hashing; what git-model stored is a separate record, so
         # bytes status merely observed never pass for bytes checkout may replace
@@ -206,7 +207,10 @@ def add(
         ws.store.ensure()
     except OSError as exc:
         raise _store_error(ws, exc) from None
+    from gitmodel.chunk_hints import parent_manifest, parent_manifests
     from gitmodel.ingest import ingest_file  # heavy imports only when adding
+
+    parents = parent_manifests(ws, old, metadata.parent if metadata is not None else None)
     for member in members:
         entry_path = member[len(base_dir):]
         member_st = os.stat(git.abspath(member))
@@ -218,7 +222,8 @@ def add(
             continue
         cb = progress(f"adding {member}", member_st.st_size) if progress else None
         try:
-            result = ingest_file(ws.store, git.abspath(member), cb)
+            parent = parent_manifest(ws, parents, entry_path, kind == "file")
+            result = ingest_file(ws.store, git.abspath(member), cb, parent)
         except OSError as exc:
             raise _store_error(ws, exc, member) from None
         written += result.bytes_written
@@ -582,8 +587,10 @@ def checkout(
     plan: list[tuple[ptr.FileEntry, str, bool]] = []
     conflicts: list[str] = []
     removals: list[tuple[str, str]] = []
+    owners: dict[str, str] = {}  # file -> model name, for errors
     for model in models:
         for entry, rel in model.file_paths():
+            owners[rel] = model.pointer.name
             action = _plan_file(ws, entry, rel, progress)
             if action == "skip":
                 result.up_to_date.append(rel)
@@ -614,6 +621,10 @@ def checkout(
                 result.failed.append(rel)
                 result.errors.append(f"{rel}: {exc.with_hint(MISSING_DATA_HINT)}")
                 continue
+            except DamagedObjectError as exc:  # never wrong bytes: name what cannot be rebuilt
+                raise GitModelError(
+                    f"cannot check out {rel} of model '{owners[rel]}': {exc}; run 'git model fsck' to see what is damaged"
+                ) from None
             ws.known.record(entry.digest, entry.manifest)
             ws.cache.record(rel, os.stat(target), entry.digest)
             result.restored.append(rel)

@@ -58,3 +58,20 @@ def store_root(repo: GitRepo) -> Path:
         path = Path(configured).expanduser()
         return path if path.is_absolute() else repo.workdir / path
     return repo.common_dir / "model"
+
+
+def compression_level(repo: GitRepo) -> int:
+    """`git config model.compression`: plain zstd's level for chunks (byte planes and deltas
+    keep their own settings); 0 stores chunks raw. Default 1 (docs/codecs.md)."""
+    configured = repo.config_get("model.compression")
+    if not configured:
+        return 1
+    try:
+        level = int(configured)
+    except ValueError:
+        raise GitModelError(
+            f"git config model.compression is {configured!r}: use a zstd level from 0 (off) to 19"
+        ) from None
+    if not 0 <= level <= 19:
+        raise GitModelError(f"git config model.compression is {level}: use a zstd level from 0 (off) to 19")
+    return level

@@ -179,6 +179,9 @@ def _aside(store: ChunkStore, path: os.PathLike[str], result: FsckResult) -> Non
 def _check_pointers(store: ChunkStore, git: GitRepo, result: FsckResult) -> None:
     live = scan(git)
     seen_missing: set[str] = set()
+    # chunks found damaged and still in place (--no-repair; a delta whose base is damaged is
+    # one): the versions naming them are broken too, with why
+    damaged = {p.object: p.detail for p in result.problems if p.kind == "damaged-chunk"}
     for version in live.versions.values():
         result.pointers += 1
         try:
@@ -192,13 +195,14 @@ def _check_pointers(store: ChunkStore, git: GitRepo, result: FsckResult) -> None
             continue
         label = live.label(version, pointer.name)
         for entry in pointer.files:
-            reason = _file_problem(store, entry.manifest, entry.digest, entry.size, result, seen_missing)
+            reason = _file_problem(store, entry.manifest, entry.digest, entry.size, result, seen_missing, damaged)
             if reason is not None:
                 result.broken.append(BrokenVersion(pointer.name, label, entry.path, reason))
 
 
 def _file_problem(
-    store: ChunkStore, mid: str, digest: str, size: int, result: FsckResult, seen: set[str]
+    store: ChunkStore, mid: str, digest: str, size: int, result: FsckResult, seen: set[str],
+    damaged: dict[str, str] | None = None,
 ) -> str | None:
     """Why a pointer's file cannot be rebuilt from the store, or None when it can."""
     try:
@@ -217,4 +221,7 @@ def _file_problem(
             result.problems.append(Problem("missing-chunk", cid, f"named by manifest {mid}, not in the store"))
     if missing:
         return f"{len(missing)} chunk(s) missing, e.g. {missing[0]}"
+    bad = [cid for cid, _ in manifest.chunks if damaged and cid in damaged]
+    if bad and damaged:
+        return f"{len(bad)} chunk(s) damaged, e.g. {damaged[bad[0]]}"
     return None

@@ -12,6 +12,7 @@ from pathlib import Path
 import blake3
 import xxhash
 
+from gitmodel.chunk_hints import ChunkHints
 from gitmodel.chunking import Layout, Tensor, detect_layout, plan_chunks
 from gitmodel.chunking.source import FileBytes, read_exact
 from gitmodel.errors import FileChangedError, GitModelError
@@ -37,8 +38,14 @@ class IngestResult:
     chunks_written: int
 
 
-def ingest_file(store: ChunkStore, path: Path, progress: Progress | None = None) -> IngestResult:
-    """Store the file at `path`; return its manifest (written after all its chunks)."""
+def ingest_file(
+    store: ChunkStore, path: Path, progress: Progress | None = None, parent: Manifest | None = None
+) -> IngestResult:
+    """Store the file at `path`; return its manifest (written after all its chunks).
+
+    `parent` is the manifest of this file's previous version: its chunks are offered to the
+    codecs as delta bases for the chunks of the same tensors (gitmodel.chunk_hints).
+    """
     store.ensure()
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not hang us
@@ -50,7 +57,8 @@ def ingest_file(store: ChunkStore, path: Path, progress: Progress | None = None)
             raise GitModelError(f"{path} is not a regular file")
         source = FileBytes(fd, before.st_size, path)
         layout = detect_layout(source, path.name)
-        chunks, file_digest, tensor_digests, written = _store_chunks(store, fd, source, layout, path, progress)
+        hints = ChunkHints(layout.tensors, parent)
+        chunks, file_digest, tensor_digests, written = _store_chunks(store, fd, source, layout, path, progress, hints)
         after = os.fstat(fd)
     finally:
         os.close(fd)
@@ -60,7 +68,8 @@ def ingest_file(store: ChunkStore, path: Path, progress: Progress | None = None)
 
 
 def _store_chunks(
-    store: ChunkStore, fd: int, source: FileBytes, layout: Layout, path: Path, progress: Progress | None
+    store: ChunkStore, fd: int, source: FileBytes, layout: Layout, path: Path, progress: Progress | None,
+    hints: ChunkHints,
 ) -> tuple[list[tuple[ChunkId, int]], str, list[str], tuple[int, int]]:
     """Chunk, hash and store the file in one read; return chunks, digests, (bytes, chunks) written.
 
@@ -90,7 +99,7 @@ def _store_chunks(
     def work(offset: int, length: int) -> tuple[ChunkId, int, Encoded | None, bytes]:
         data = read_exact(fd, offset, length, path)
         cid = ChunkId(xxhash.xxh3_128_hexdigest(data))
-        encoded = None if cid in claimed else store.encode_chunk(cid, data)
+        encoded = None if cid in claimed else store.encode_chunk(cid, data, *hints.at(offset, length))
         return cid, length, encoded, data
 
     n = workers()

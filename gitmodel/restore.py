@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from gitmodel import pointer as ptr
 from gitmodel import registry
-from gitmodel.errors import BadPathError, GitModelError, LocalChangesError, MissingObjectError
+from gitmodel.errors import BadPathError, DamagedObjectError, GitModelError, LocalChangesError, MissingObjectError
 from gitmodel.progress import ProgressFactory
 from gitmodel.store.atomic import write_file_atomic
 from gitmodel.versions import ModelVersion, resolve
@@ -83,7 +83,12 @@ def checkout_version(
             missing = next((cid for cid, _ in manifest.chunks if not ws.store.has_chunk(cid)), None)
             if missing is not None:
                 raise MissingObjectError("chunk", missing, f"the weights of {mv.label} are not in this store")
-            materialize(ws.store, manifest, target, progress(f"checking out {rel}", entry.size) if progress else None)
+            try:
+                materialize(ws.store, manifest, target, progress(f"checking out {rel}", entry.size) if progress else None)
+            except DamagedObjectError as exc:  # never wrong bytes: name what cannot be rebuilt
+                raise GitModelError(
+                    f"cannot check out {rel} of {mv.label}: {exc}; run 'git model fsck' to see what is damaged"
+                ) from None
             ws.known.record(entry.digest, entry.manifest)
             if output is None:
                 ws.cache.record(rel, os.stat(target), entry.digest)

@@ -15,7 +15,7 @@ from gitmodel.cli.progress import human_bytes
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (schema in docs/store-format.md).")
 def command(name: str | None, as_json: bool) -> None:
-    """Show logical size, unique bytes and bytes on disk per model and version."""
+    """Show logical size, unique bytes, bytes on disk and what compression and deltas saved, per model and version."""
     from gitmodel.du import du
 
     ws = api.Workspace()
@@ -34,10 +34,14 @@ def command(name: str | None, as_json: bool) -> None:
     for m in result.models:
         click.echo(
             f"{m.name}: {len(m.versions)} version(s), {h(m.logical)} logical, {h(m.stored)} stored, "
-            f"{h(m.on_disk)} on disk (dedup saved {h(m.dedup_saved)}, compression saved {h(m.compression_saved)})"
+            f"{h(m.on_disk)} on disk (dedup saved {h(m.dedup_saved)}, compression saved {h(m.compression_saved)}"
+            + (f", of which deltas {h(m.delta_saved)})" if m.delta_saved else ")")
         )
         for v in m.versions:
             line = f"  {v.label:<24} {h(v.logical):>10} logical  {h(v.unique):>10} unique  {h(v.on_disk):>10} on disk"
+            line += f"  {h(v.compression_saved):>10} saved"
+            if v.deltas:
+                line += f" ({v.deltas} delta chunk(s): {h(v.delta_saved)})"
             if v.missing:
                 line += f"  [{v.missing} object(s) missing]"
             click.echo(line)

@@ -17,6 +17,11 @@ FLAG_BASE = 1
 CODEC_RAW = 0
 CODEC_ZSTD = 1
 KNOWN_CODECS = (CODEC_RAW, CODEC_ZSTD)
+# Entries in packs may use every codec of gitmodel.codecs (docs/codecs.md): byte planes (2)
+# and XOR deltas (3, which set the `base` flag). Loose v1 objects only ever held 0 and 1.
+CODEC_PLANES = 2
+CODEC_XOR_DELTA = 3
+PACK_CODECS = (CODEC_RAW, CODEC_ZSTD, CODEC_PLANES, CODEC_XOR_DELTA)
 HEADER = struct.Struct("<4sBBHQ")
 HEADER_SIZE = HEADER.size
 # Keep zstd output only when it saves at least a quarter of the bytes. Decompression costs
@@ -76,7 +81,7 @@ def parse_header(head: bytes, where: str, max_version: int) -> tuple[int, int, i
     allowed = 0 if version == CONTAINER_V1 else FLAG_BASE
     if flags & ~allowed:
         raise DamagedObjectError(where, "flags 0", f"flags {flags}")
-    if codec not in KNOWN_CODECS:
+    if codec not in (KNOWN_CODECS if version == CONTAINER_V1 else PACK_CODECS):
         raise UnsupportedVersionError(
             f"object {where} uses codec {codec}, unknown to this git-model; pip install -U git-model"
         )

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from gitmodel.errors import DamagedObjectError, GitModelError, MissingObjectError, UnsupportedVersionError
 from gitmodel.pipeline import OrderedStage
@@ -19,6 +20,9 @@ from gitmodel.store.index import Location, PackIndex
 from gitmodel.store.loose import ChunkId, LooseStore, ManifestId, chunk_id_of, manifest_id_of, read_store_version
 from gitmodel.store.pack import Entry, PackFile
 
+if TYPE_CHECKING:
+    from gitmodel.codecs import Base
+
 __all__ = ["ChunkStore", "ChunkId", "Encoded", "ManifestId", "PackWriter", "chunk_id_of", "manifest_id_of"]
 
 STORE_VERSION = 2
@@ -27,6 +31,31 @@ MIN_STORE_VERSION = 1
 # a pack is a reasonable unit to upload, and the writer holds no pack in memory anyway.
 PACK_TARGET = 64 << 20
 LOCK_NAME = "lock"
+# Writers keep delta chains at most codecs.MAX_CHAIN (4) deep; a reader follows a few more (a
+# store written with another bound) but never loops: a chain this long is damage.
+MAX_DECODE_DEPTH = 16
+
+
+# Lock fds of store objects that were dropped, by store root: closed when this process
+# opens the store again, else when it exits.
+_DROPPED_LOCKS: dict[str, list[int]] = {}
+
+
+def _release_dropped(root: Path) -> None:
+    for fd in _DROPPED_LOCKS.pop(str(root), []):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class DeltaBaseError(DamagedObjectError):
+    """A delta chunk cannot be decoded because its base is damaged or missing."""
+
+    def __init__(self, where: str, base: str, cause: GitModelError) -> None:
+        super().__init__(where, f"its delta base chunk {base}", str(cause))
+        self.args = (f"{where} is a delta whose base chunk {base} is damaged: {cause}",)
+        self.base = base
 
 
 class ChunkStore:
@@ -42,7 +71,7 @@ class ChunkStore:
         self._fd_lock = threading.Lock()
         self._ensured = False
         self._lock_fd: int | None = None
-        self._lock_closer: Callable[[], object] | None = None
+        self._lock_closer: weakref.finalize | None = None  # type: ignore[type-arg]
 
     # -- layout -------------------------------------------------------------------------
     @property
@@ -99,10 +128,17 @@ class ChunkStore:
         except ImportError:  # pragma: no cover - not POSIX
             return
         if self._lock_fd is None:
+            _release_dropped(self.root)
             self._lock_fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-            # a store object that is dropped releases its lock (flock is per open file), so a
-            # Python API user's earlier Workspace does not keep gc out of this process
-            self._lock_closer = weakref.finalize(self, os.close, self._lock_fd)
+            # A store object that is dropped keeps its lock until the process exits (a writer
+            # holds it "until it exits": the CLI drops its store before Python's shutdown,
+            # which takes a while once numpy is loaded), unless this process opens the store
+            # again: then the dropped lock goes first (flock is per open file), so a Python
+            # API user's earlier Workspace does not keep gc out of this process.
+            self._lock_closer = weakref.finalize(self, _DROPPED_LOCKS.setdefault(str(self.root), []).append, self._lock_fd)
+            self._lock_closer.atexit = False
+        if exclusive:
+            _release_dropped(self.root)  # a dropped store of this process must not keep us out
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         deadline = time.monotonic() + wait
         while True:
@@ -132,8 +168,10 @@ class ChunkStore:
                 os.close(fd)
             self._fds.clear()
         if self._lock_closer is not None:
-            self._lock_closer()  # closes the fd, once
+            self._lock_closer.detach()
             self._lock_closer = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
             self._lock_fd = None
             self._ensured = False
 
@@ -148,41 +186,102 @@ class ChunkStore:
     def locate(self, cid: ChunkId) -> Location | None:
         return self.index.lookup(bytes.fromhex(cid))
 
-    def encode_chunk(self, cid: ChunkId, data: bytes | memoryview) -> Encoded | None:
-        """What a pack writer takes for this chunk, or None when the store has it already."""
+    def encode_chunk(
+        self, cid: ChunkId, data: bytes | memoryview, dtype: str | None = None, base: ChunkId | None = None
+    ) -> Encoded | None:
+        """What a pack writer takes for this chunk, or None when the store has it already.
+
+        `dtype` is the chunk's tensor dtype as its parser names it (None: unknown or mixed);
+        `base` the parent version's chunk of the same tensor, offered as a delta base
+        (docs/codecs.md): used only when the store holds it, its chain is under the bound and
+        the delta is the smallest encoding.
+        """
         if self.has_chunk(cid):
             return None
-        codec, payload = container.encode(data, self.zstd_level)
-        return bytes.fromhex(cid), codec, 0, len(data), payload
+        return self._encode(cid, data, dtype, base)
 
-    def put_chunk(self, cid: ChunkId, data: bytes | memoryview, writer: PackWriter | None = None) -> int:
+    def _encode(self, cid: ChunkId, data: bytes | memoryview, dtype: str | None, base: ChunkId | None) -> Encoded:
+        from gitmodel import codecs
+
+        offered = self._delta_base(base, cid) if base is not None and self.zstd_level > 0 else None
+        enc = codecs.choose(data, dtype, offered, level=self.zstd_level)
+        flags = container.FLAG_BASE if enc.base is not None else 0
+        return bytes.fromhex(cid), enc.codec, flags, len(data), enc.payload
+
+    def _delta_base(self, base: ChunkId, cid: ChunkId) -> Base | None:
+        """The base as the chooser takes it, or None when it cannot be one (absent, damaged, too deep)."""
+        from gitmodel.codecs import MAX_CHAIN, Base
+
+        if base == cid:
+            return None
+        depth = self.chain_depth(base)
+        if depth is None or depth >= MAX_CHAIN:
+            return None
+        try:
+            data = self.get_chunk(base)
+        except GitModelError:
+            return None  # a damaged or missing base: the chunk is stored whole, fsck reports the base
+        return Base(base, data, depth)
+
+    def chain_depth(self, cid: ChunkId) -> int | None:
+        """How many deltas reading `cid` decodes (0: stored whole), from the index and 16 bytes
+        per link; None when the chunk or a base on its chain is not in the store."""
+        depth = 0
+        key = bytes.fromhex(cid)
+        while True:
+            loc = self.index.lookup(key)
+            if loc is None:
+                return 0 if self.loose.has_chunk(ChunkId(key.hex())) else None
+            if not loc.flags & container.FLAG_BASE:
+                return depth
+            key = self.base_id(loc)
+            depth += 1
+            if depth > MAX_DECODE_DEPTH:
+                return None  # a loop or an overlong chain: never a base
+
+    def base_id(self, loc: Location) -> bytes:
+        """The 16-byte id of the base chunk a delta entry names (the start of its payload)."""
+        try:
+            got = os.pread(self._pack_fd(loc.pack), 16, loc.offset + container.HEADER_SIZE)
+        except OSError:
+            return b""
+        return got if len(got) == 16 else b""
+
+    def put_chunk(
+        self, cid: ChunkId, data: bytes | memoryview, writer: PackWriter | None = None,
+        dtype: str | None = None, base: ChunkId | None = None,
+    ) -> int:
         """Store `data` under `cid` unless present; return the bytes it takes in a pack (0 if present).
 
         With a `writer`, the chunk joins the writer's current pack, durable once the writer
-        is finished; alone, it is written as a pack of its own, durable on return.
+        is finished; alone, it is written as a pack of its own, durable on return. `dtype`
+        and `base` are as for `encode_chunk`.
         """
         if self.has_chunk(cid):
             return 0
-        codec, payload = container.encode(data, self.zstd_level)
+        encoded = self._encode(cid, data, dtype, base)
         if writer is not None:
-            writer.put((bytes.fromhex(cid), codec, 0, len(data), payload))
-            return container.HEADER_SIZE + len(payload)
-        with self.pack_writer() as w:
-            w.put((bytes.fromhex(cid), codec, 0, len(data), payload))
-        return container.HEADER_SIZE + len(payload)
+            writer.put(encoded)
+        else:
+            with self.pack_writer() as w:
+                w.put(encoded)
+        return container.HEADER_SIZE + len(encoded[4])
 
     def pack_writer(self) -> PackWriter:
         self.ensure()
         return PackWriter(self)
 
     def get_chunk(self, cid: ChunkId) -> bytes:
-        """The raw bytes of a chunk, verified against its id."""
+        """The raw bytes of a chunk, verified against its id (a delta's bases decoded and verified too)."""
+        return self._get(cid, 0)
+
+    def _get(self, cid: ChunkId, depth: int) -> bytes:
         key = bytes.fromhex(cid)
         for attempt in range(2):
             loc = self.index.lookup(key)
             if loc is not None:
                 try:
-                    return self._read_packed(cid, loc)
+                    return self._read_packed(cid, loc, depth)
                 except FileNotFoundError:
                     pass  # a gc repacked it a moment ago: the index on disk knows where
             elif self.loose.has_chunk(cid):
@@ -204,22 +303,39 @@ class ChunkStore:
             raise DamagedObjectError(where, f"{loc.length} bytes", f"{len(blob)} bytes (truncated pack)")
         return blob[: container.HEADER_SIZE], blob[container.HEADER_SIZE :]
 
-    def _read_packed(self, cid: ChunkId, loc: Location) -> bytes:
-        fd = self._pack_fd(loc.pack)
+    def _read_packed(self, cid: ChunkId, loc: Location, depth: int = 0) -> bytes:
+        head, payload = self.read_entry(loc)
         where = f"{self.pack_path(loc.pack)}@{loc.offset}"
-        head = os.pread(fd, container.HEADER_SIZE, loc.offset)
+        return self.decode_entry(cid, head, payload, loc, where, depth)
+
+    def decode_entry(
+        self, cid: ChunkId, head: bytes, payload: bytes, loc: Location, where: str, depth: int = 0
+    ) -> bytes:
+        """A pack entry's raw bytes: header checked against the index, payload decoded by its
+        codec (a delta's base read from this store, its own chain too), id verified."""
+        from gitmodel import codecs
+
         codec, flags, raw_len = container.parse_header(head, where, container.CONTAINER_V2)
-        if (codec, raw_len) != (loc.codec, loc.raw_len):
-            raise DamagedObjectError(where, f"codec {loc.codec}, {loc.raw_len} bytes", f"codec {codec}, {raw_len} bytes")
-        size = loc.length - container.HEADER_SIZE
-        payload = os.pread(fd, size, loc.offset + container.HEADER_SIZE)
-        if len(payload) != size:
-            raise DamagedObjectError(where, f"{size} bytes", f"{len(payload)} bytes (truncated pack)")
-        data = container.decode(codec, payload, raw_len, where)
-        got = chunk_id_of(data)
-        if got != cid:
-            raise DamagedObjectError(where, f"xxh3 {cid}", f"xxh3 {got}")
-        return data
+        if (codec, raw_len, flags) != (loc.codec, loc.raw_len, loc.flags):
+            raise DamagedObjectError(
+                where, f"codec {loc.codec}, flags {loc.flags}, {loc.raw_len} bytes",
+                f"codec {codec}, flags {flags}, {raw_len} bytes",
+            )
+        if bool(flags & container.FLAG_BASE) != (codec == container.CODEC_XOR_DELTA):
+            raise DamagedObjectError(where, "the base flag set for deltas only", f"codec {codec} with flags {flags}")
+
+        def load_base(base: str) -> bytes:
+            if depth >= MAX_DECODE_DEPTH:
+                raise DamagedObjectError(where, f"a delta chain of at most {MAX_DECODE_DEPTH}", "a longer one (or a loop)")
+            try:
+                return self._get(ChunkId(base), depth + 1)
+            except MissingObjectError:
+                raise MissingObjectError("delta base chunk", base) from None  # pull fetches it
+            except GitModelError as exc:
+                raise DeltaBaseError(where, base, exc) from None
+
+        data = codecs.decode(codec, payload, raw_len, cid, load_base, where)
+        return data if isinstance(data, bytes) else bytes(data)
 
     def _pack_fd(self, name: str) -> int:
         with self._fd_lock:

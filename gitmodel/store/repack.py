@@ -12,7 +12,7 @@ from gitmodel.errors import GitModelError
 from gitmodel.store import container
 from gitmodel.store.atomic import fsync_dir, unlink_quietly
 from gitmodel.store.index import Location
-from gitmodel.store.loose import ChunkId, chunk_id_of
+from gitmodel.store.loose import ChunkId
 from gitmodel.store.objects import ChunkStore
 
 
@@ -26,16 +26,12 @@ class RewriteResult:
 
 
 def verified_entry(store: ChunkStore, chunk: bytes, loc: Location) -> tuple[int, int, int, bytes]:
-    """(codec, flags, raw length, payload) of a pack entry, after decoding it and checking its id."""
+    """(codec, flags, raw length, payload) of a pack entry, after decoding it (a delta against
+    its base, which stays where it is) and checking its id."""
     head, payload = store.read_entry(loc)
     where = f"{store.pack_path(loc.pack)}@{loc.offset}"
+    store.decode_entry(ChunkId(chunk.hex()), head, payload, loc, where)
     codec, flags, raw_len = container.parse_header(head, where, container.CONTAINER_V2)
-    data = container.decode(codec, payload, raw_len, where)
-    got = chunk_id_of(data)
-    if got != chunk.hex():
-        from gitmodel.errors import DamagedObjectError
-
-        raise DamagedObjectError(where, f"xxh3 {chunk.hex()}", f"xxh3 {got}")
     return codec, flags, raw_len, payload
 
 
