@@ -39,6 +39,10 @@ def _register() -> None:
     for family in (tag, stages, log, audit):  # versions, stages and the audit trail
         for command in family.commands:
             cli.add_command(command)
+    from gitmodel.cli import remote  # remote, push, fetch, pull (docs/remotes.md)
+
+    for command in remote.commands:
+        cli.add_command(command)
 
 
 _register()
