@@ -144,3 +144,19 @@ def not_on_remote(ws: Workspace, manifests_by_model: dict[str, list[str]]) -> di
             if any(m not in have for m in mids):
                 out.setdefault(model, []).append(name)
     return out
+
+
+def status_remotes(ws: Workspace, pointer_paths: Sequence[str]) -> dict[str, list[str]]:
+    """Pointer path → the remotes that lack its data (as last seen); {} when no remote is configured."""
+    try:
+        if not load_remotes(ws.git):
+            return {}
+    except GitModelError:
+        return {}
+    manifests: dict[str, list[str]] = {}
+    for path in pointer_paths:
+        try:
+            manifests[path] = [f.manifest for f in ws.read_pointer(path).files]
+        except GitModelError:
+            continue
+    return not_on_remote(ws, manifests)
