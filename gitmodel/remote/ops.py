@@ -160,3 +160,27 @@ def status_remotes(ws: Workspace, pointer_paths: Sequence[str]) -> dict[str, lis
         except GitModelError:
             continue
     return not_on_remote(ws, manifests)
+
+
+def fetch_for_checkout(ws: Workspace, old: str | None, new: str) -> str | None:
+    """The post-checkout and post-merge hooks: fetch the data of the pointers that changed
+    between two commits, when a remote is configured (off: git config model.autoFetch false).
+    Returns one line saying why nothing could be fetched, or None."""
+    try:
+        if not load_remotes(ws.git) or not ws.git.meta_config_bool("model.autoFetch", True):
+            return None
+    except GitModelError:
+        return None
+    try:
+        changed = ws.git.meta_changed_between(old, new, ptr.SUFFIX)
+    except (KeyError, ValueError):
+        changed = ws.git.meta_changed_between(None, new, ptr.SUFFIX)
+    present = [p for p in changed if ws.git.abspath(p).is_file()]
+    if not present:
+        return None
+    try:
+        outcome = run_fetch(ws, None, (), pointer_paths=present)
+    except GitModelError as exc:
+        return str(exc)
+    failure = fetch_failure(outcome)
+    return None if failure is None else str(failure)
