@@ -237,7 +237,7 @@ def _fetch_chunks(
         want = set()
         for cid, (loc, blob) in deferred.items():
             base = codecs.base_of(loc.codec, blob[container.HEADER_SIZE:])
-            if base is not None and base not in bad and base not in deferred:
+            if base is not None and base not in bad and base not in deferred and not store.has_chunk(ChunkId(base)):
                 want.add(base)
                 owners.setdefault(base, []).extend(owners.get(cid, []))
         if not want and not ready:
@@ -307,5 +307,17 @@ def _verify(
     base = base_of(codec, payload) if flags & container.FLAG_BASE else None
     if base is not None and not store.has_chunk(ChunkId(base)):
         raise _NeedsBase(base)
-    decode(codec, payload, raw_len, cid, lambda b: store.get_chunk(ChunkId(b)), where)
+    decode(codec, payload, raw_len, cid, lambda b: load_verified(store, b), where)
     return payload
+
+
+def load_verified(store: ChunkStore, cid: str) -> bytes | bytearray:
+    """A local chunk's raw bytes, decoded through the codec registry (delta chains included)."""
+    from gitmodel.codecs import decode
+
+    loc = store.locate(ChunkId(cid))
+    if loc is None:
+        return store.get_chunk(ChunkId(cid))
+    _, payload = store.read_entry(loc)
+    return decode(loc.codec, payload, loc.raw_len, cid, lambda b: load_verified(store, b),
+                  f"{store.pack_path(loc.pack)}@{loc.offset}")
