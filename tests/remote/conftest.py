@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/ (the
 
 from benchmarks.s3server import MotoServer  # noqa: E402
 
-from conftest import Repo, new_repo  # noqa: E402
+from conftest import Repo  # noqa: E402
 
 _bucket_numbers = itertools.count()
 
@@ -97,11 +97,13 @@ def remote(request: pytest.FixtureRequest, tmp_path: Path) -> RemoteUnderTest:
 
 
 @pytest.fixture
-def origin(tmp_path: Path, remote: RemoteUnderTest) -> Repo:
-    """A repository with git-model initialised and `remote` added as origin (committed)."""
-    repo = new_repo(tmp_path / "origin", tmp_path / "home")
+def origin(committed_repo: Repo, remote: RemoteUnderTest) -> Repo:
+    """A repository with git-model initialised and `remote` as origin in .gitmodel.toml (committed;
+    `remote add` itself is tested in test_errors.py)."""
+    repo = committed_repo
     repo.env.update(remote.env)
-    repo.gm("remote", "add", "origin", remote.url)
+    config = repo.path / ".gitmodel.toml"
+    config.write_text(config.read_text() + f'\n[remotes.origin]\nurl = "{remote.url}"\n')
     repo.git("add", ".gitmodel.toml")
     repo.commit("remote")
     return repo
