@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitmodel.errors import GitModelError
 
 ByteCounter = Callable[[int], None]
 """Called with the number of bytes just sent or received (progress and counts)."""
+
+
+@dataclass
+class Target:
+    """One manifest to push or fetch, with the model versions it belongs to (for messages)."""
+
+    manifest: str
+    labels: list[str] = field(default_factory=list)
 
 
 class RemoteError(GitModelError):

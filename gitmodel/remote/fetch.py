@@ -17,8 +17,7 @@ from pathlib import Path
 from gitmodel.errors import GitModelError
 from gitmodel.manifest import Manifest
 from gitmodel.progress import Progress, ProgressFactory
-from gitmodel.remote.base import Remote, RemoteNotFound
-from gitmodel.remote.push import Target
+from gitmodel.remote.base import Remote, RemoteNotFound, Target
 from gitmodel.remote.state import RemoteState, load_state, manifest_key, pack_key, record_dir, save_record
 from gitmodel.store import container
 from gitmodel.store.index import Location

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gitmodel import pointer as ptr
 from gitmodel.api import Workspace
 from gitmodel.errors import GitModelError
 from gitmodel.progress import ProgressFactory
+from gitmodel.remote.base import Target
 from gitmodel.remote.config import RemoteSpec, choose, load_remotes, open_remote
-from gitmodel.remote.fetch import FetchResult, fetch
-from gitmodel.remote.push import PushResult, Target, push
 from gitmodel.remote.state import read_record
+
+if TYPE_CHECKING:
+    from gitmodel.remote.fetch import FetchResult
+    from gitmodel.remote.push import PushResult
 
 
 def split_args(ws: Workspace, args: Sequence[str]) -> tuple[str | None, list[str]]:
@@ -94,6 +98,8 @@ class Outcome:
 
 def run_push(ws: Workspace, remote_name: str | None, specs: Sequence[str], jobs: int = 4,
              progress: ProgressFactory | None = None) -> Outcome:
+    from gitmodel.remote.push import push  # the transfer code only for commands that transfer
+
     spec = choose(ws.git, remote_name)
     targets = version_targets(ws, specs) if specs else push_targets(ws)
     remote = open_remote(ws.git, spec)
@@ -103,6 +109,8 @@ def run_push(ws: Workspace, remote_name: str | None, specs: Sequence[str], jobs:
 
 def run_fetch(ws: Workspace, remote_name: str | None, specs: Sequence[str], jobs: int = 4,
               progress: ProgressFactory | None = None, pointer_paths: Sequence[str] = ()) -> Outcome:
+    from gitmodel.remote.fetch import fetch
+
     spec = choose(ws.git, remote_name)
     targets = version_targets(ws, specs) if specs else worktree_targets(ws, pointer_paths)
     remote = open_remote(ws.git, spec)

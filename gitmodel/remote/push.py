@@ -11,13 +11,13 @@ import shutil
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from gitmodel.errors import GitModelError, MissingObjectError
 from gitmodel.manifest import Manifest
 from gitmodel.progress import Progress, ProgressFactory
-from gitmodel.remote.base import Remote
+from gitmodel.remote.base import Remote, Target
 from gitmodel.remote.state import (
     MARKER, MARKER_TEXT, RemoteState, index_key, load_state, manifest_key, pack_key, record_dir, save_record,
 )
@@ -33,14 +33,6 @@ from gitmodel.store.pack import PackFile
 # needed bytes (a disk write, no network) and one more object on the remote. At one half,
 # a push never sends more than twice what is needed (docs/remotes.md).
 WHOLE_PACK_FRACTION = 0.5
-
-
-@dataclass
-class Target:
-    """One manifest to push or fetch, with the model versions it belongs to (for messages)."""
-
-    manifest: str
-    labels: list[str] = field(default_factory=list)
 
 
 @dataclass
