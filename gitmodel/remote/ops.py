@@ -154,12 +154,16 @@ def not_on_remote(ws: Workspace, manifests_by_model: dict[str, list[str]]) -> di
     return out
 
 
+def has_remotes(ws: Workspace) -> bool:
+    try:
+        return bool(load_remotes(ws.git))
+    except GitModelError:
+        return False
+
+
 def status_remotes(ws: Workspace, pointer_paths: Sequence[str]) -> dict[str, list[str]]:
     """Pointer path → the remotes that lack its data (as last seen); {} when no remote is configured."""
-    try:
-        if not load_remotes(ws.git):
-            return {}
-    except GitModelError:
+    if not has_remotes(ws):
         return {}
     manifests: dict[str, list[str]] = {}
     for path in pointer_paths:
