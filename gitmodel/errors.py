@@ -66,9 +66,10 @@ class UnsupportedVersionError(GitModelError):
 
 
 # What to do when a pointer names data this store lacks; the one place that says it, so the
-# CLI, status and the errors agree (and a `git model pull` can take its place in one edit).
+# CLI, status and the errors agree.
 MISSING_DATA_HINT = (
-    "added in another clone? point 'git config model.store' at that clone's store, or copy it here"
+    "run 'git model pull' to get it from the remote (docs/remotes.md), or point "
+    "'git config model.store' at the store of the clone that added it"
 )
 
 

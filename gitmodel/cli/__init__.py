@@ -97,6 +97,10 @@ def _register() -> None:
     lazy("show", "gitmodel.cli.log:show")
     lazy("ls", "gitmodel.cli.log:ls")
     lazy("audit", "gitmodel.cli.audit:command")
+    lazy("remote", "gitmodel.cli.remote:remote_group")  # remote, push, fetch, pull: docs/remotes.md
+    lazy("push", "gitmodel.cli.remote:push_command")
+    lazy("fetch", "gitmodel.cli.remote:fetch_command")
+    lazy("pull", "gitmodel.cli.remote:pull_command")
 
 
 _register()

@@ -85,6 +85,11 @@ def hook_command(ctx: click.Context, name: str, args: tuple[str, ...]) -> None:
     if not hooks.auto_checkout_enabled(ws.git):
         return
     old, new = (args[0], args[1]) if name == "post-checkout" else ("ORIG_HEAD", "HEAD")
+    from gitmodel.remote.ops import fetch_for_checkout  # the data, from the remote if one is configured
+
+    fetch_problem = fetch_for_checkout(ws, old, new)
+    if fetch_problem:
+        click.echo(f"git model: {fetch_problem}", err=True)
     try:
         result = hooks.materialize_changed(ws, old, new)
     except GitModelError as exc:  # the checkout itself is done; say why the weights did not follow

@@ -27,12 +27,18 @@ def command(targets: tuple[str, ...], as_json: bool, exit_code: bool, quiet: boo
     missing, conflicted or broken, and whether its data is in the store."""
     ws = api.Workspace()
     models = api.status(ws, targets, progress_factory(quiet or as_json))
+    from gitmodel.remote.ops import has_remotes, status_remotes  # from the last push/fetch: no network
+
+    lacking = status_remotes(ws, [m.pointer_path for m in models if m.error is None])
     if as_json:
-        click.echo(json.dumps({"schema": JSON_SCHEMA, "models": [_json(m) for m in models]}, indent=2, sort_keys=True))
+        docs = [_json(m) for m in models]
+        if has_remotes(ws):  # the key exists only where .gitmodel.toml names a remote
+            docs = [{**d, "not_on_remotes": lacking.get(m.pointer_path, [])} for d, m in zip(docs, models)]
+        click.echo(json.dumps({"schema": JSON_SCHEMA, "models": docs}, indent=2, sort_keys=True))
     elif not models:
         click.echo("no models (add one with 'git model add PATH')")
     else:
-        _render(models)
+        _render(models, lacking)
     unreadable = [m.error for m in models if m.error is not None]
     if unreadable:  # the others were listed; each conflicted or broken pointer says what to do
         more = f" (and {len(unreadable) - 1} more pointer(s) listed above)" if len(unreadable) > 1 else ""
@@ -55,12 +61,14 @@ def _json(m: ModelStatus) -> dict[str, Any]:
     }
 
 
-def _render(models: list[ModelStatus]) -> None:
+def _render(models: list[ModelStatus], lacking: dict[str, list[str]]) -> None:
     width = max(len(m.name or "?") for m in models)
     for m in models:
         line = f"{m.state:<11} {m.name or '?':<{width}}  {m.model_path}"
         if m.in_store is False:
             line += "  [not in store]"
+        if m.pointer_path in lacking:
+            line += f"  [not on {', '.join(lacking[m.pointer_path])}]"
         click.echo(line)
         for f in m.files:
             if f.state != "clean" and (len(m.files) > 1 or f.path != m.model_path):
