@@ -31,6 +31,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     from gitmodel.cli import add, audit, check, checkout, du, fsck, gc, hooks, init, log, stages, status, tag
+    from gitmodel.cli import compare, diff  # review (issue 18)
 
     for module in (init, add, checkout, status, check, gc, fsck, du):
         cli.add_command(module.command)
@@ -39,6 +40,8 @@ def _register() -> None:
     for family in (tag, stages, log, audit):  # versions, stages and the audit trail
         for command in family.commands:
             cli.add_command(command)
+    for command in (*diff.commands, compare.command):
+        cli.add_command(command)
 
 
 _register()
