@@ -355,7 +355,8 @@ def _metric_deltas(old: Mapping[str, float], new: Mapping[str, float], goals: Go
         o, n = old.get(name), new.get(name)
         if o == n:
             continue
-        delta = n - o if o is not None and n is not None else None
+        # 12 significant digits: 0.902 - 0.891 is 0.011, not 0.01100000000000001
+        delta = float(f"{n - o:.12g}") if o is not None and n is not None else None
         verdict = goals.verdict(name, o, n) if o is not None and n is not None else None
         out.append(MetricDelta(name, o, n, delta, goals.of(name), verdict))
     return tuple(out)
