@@ -1,6 +1,7 @@
 """The repository behind the examples of docs/review.md: three versions of `sentiment`.
 
-    python tests/review/docs_scenario.py     prints each example command of docs/review.md and its output
+    python tests/review/docs_scenario.py           prints each example command of docs/review.md and its output
+    python tests/review/docs_scenario.py --write   writes those outputs into docs/review.md
 """
 
 from __future__ import annotations
@@ -76,10 +77,23 @@ def examples(doc: str) -> list[tuple[str, str]]:
     return out
 
 
+def rewrite(doc: str, repo: Repo) -> str:
+    """The doc with the output of each ```console block's command put in its block."""
+
+    def fill(match: re.Match[str]) -> str:
+        command = match.group(1)
+        return f"```console\n$ {command}\n{run_example(repo, command)}```"
+
+    return re.sub(r"^```console\n\$ (.*?)\n.*?^```$", fill, doc, flags=re.S | re.M)
+
+
 if __name__ == "__main__":
-    doc = (ROOT / "docs" / "review.md").read_text(encoding="utf-8") if len(sys.argv) < 2 else ""
-    commands = [c for c, _ in examples(doc)] or sys.argv[1:]
+    path = ROOT / "docs" / "review.md"
+    doc = path.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory() as tmp:
         repo = build(Path(tmp) / "repo", Path(tmp) / "home")
-        for command in commands:
-            print(f"```console\n$ {command}\n{run_example(repo, command)}```\n")
+        if sys.argv[1:] == ["--write"]:
+            path.write_text(rewrite(doc, repo), encoding="utf-8")
+        else:
+            for command, _ in examples(doc):
+                print(f"```console\n$ {command}\n{run_example(repo, command)}```\n")
