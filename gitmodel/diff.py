@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
 from typing import Any
 
 from gitmodel import pointer as ptr
 from gitmodel.errors import GitModelError
 from gitmodel.gitrepo import GitRepo
 from gitmodel.goals import Goals, load_goals
+from gitmodel.pointer_summary import plain, tensor_nbytes
 
 WORKTREE = "working tree"
 
@@ -85,21 +84,6 @@ class Diff:
     old: str
     new: str
     models: tuple[ModelDiff, ...] = field(default_factory=tuple)
-
-
-# -- sizes ----------------------------------------------------------------------------------
-def tensor_nbytes(dtype: str, shape: tuple[int, ...]) -> int:
-    """Bytes a tensor of this dtype and shape takes (safetensors and GGUF type names); 0 when unknown."""
-    from gitmodel.chunking.gguf import GGML_TYPES
-    from gitmodel.chunking.safetensors import DTYPE_BITS
-
-    elements = math.prod(shape)
-    if dtype in DTYPE_BITS:
-        return (elements * DTYPE_BITS[dtype] + 7) // 8
-    for name, block, block_bytes in GGML_TYPES.values():
-        if name == dtype:
-            return elements // block * block_bytes
-    return 0
 
 
 # -- endpoints --------------------------------------------------------------------------------
@@ -360,14 +344,3 @@ def _metric_deltas(old: Mapping[str, float], new: Mapping[str, float], goals: Go
         verdict = goals.verdict(name, o, n) if o is not None and n is not None else None
         out.append(MetricDelta(name, o, n, delta, goals.of(name), verdict))
     return tuple(out)
-
-
-def plain(value: Any) -> Any:
-    """A metadata value as JSON has it: dates as ISO 8601 text, tables and arrays recursively."""
-    if isinstance(value, (datetime, date, time)):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value

@@ -1,50 +1,24 @@
-"""Text, --stat, Markdown and JSON renderings of a model diff, and the textconv summary of a pointer (docs/review.md)."""
+"""Text, --stat, Markdown and JSON renderings of a model diff (docs/review.md)."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gitmodel import pointer as ptr
-from gitmodel.diff import Diff, MetricDelta, ModelDiff, TensorChange, ValueChange, plain, tensor_nbytes
-from gitmodel.numeric import NumericDiff
+from gitmodel.diff import Diff, MetricDelta, ModelDiff, TensorChange, ValueChange
+from gitmodel.pointer_summary import human, plain, shape_text as _shape, show_value as _value
+
+if TYPE_CHECKING:
+    from gitmodel.numeric import NumericDiff
 
 DIFF_SCHEMA = 1
 _ARROW = "->"
-
-
-def human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def num(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.6g}"
-
-
-def _shape(dtype: str | None, shape: tuple[int, ...] | None) -> str:
-    return f"{dtype} [{', '.join(str(d) for d in shape or ())}]"
-
-
-def _value(v: Any) -> str:
-    if v is None:
-        return "(none)"
-    if isinstance(v, str):
-        return f'"{v}"'
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, float):
-        return num(v)
-    if isinstance(v, (list, dict)):
-        import json
-
-        return json.dumps(v, sort_keys=True, default=str)
-    return str(v)
 
 
 def _tensor_line(c: TensorChange) -> str:
@@ -221,49 +195,3 @@ def to_json(diff: Diff, numeric: dict[str, NumericDiff] | None = None) -> dict[s
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
-
-
-# -- textconv -----------------------------------------------------------------------------------
-def summary(pointer: ptr.Pointer) -> str:
-    """What `git diff` shows of a pointer through the textconv driver: one line per fact, so a
-    diff of two summaries names exactly the tensors, files, metrics and metadata that changed."""
-    from gitmodel.metadata import flatten
-
-    tensors = sum(len(f.tensors) for f in pointer.files)
-    out = [f"model {pointer.name}: {pointer.kind}, {len(pointer.files)} file(s), {tensors} tensors, "
-           f"{human(pointer.size)}"]
-    for f in sorted(pointer.files, key=lambda f: f.path.encode()):
-        out.append(f"file {f.path}: {f.format}, {f.size} bytes, {f.digest[:19]}")
-        if f.warning:
-            out.append(f"file {f.path}: warning: {f.warning}")
-        for name in sorted(f.tensors, key=str.encode):
-            t = f.tensors[name]
-            out.append(f"tensor {name}: {_shape(t.dtype, t.shape)}, {human(tensor_nbytes(t.dtype, t.shape))}, "
-                       f"{t.digest[:17]}")
-    flat = flatten(pointer.metadata)
-    metrics = {k: v for k, v in flat.items() if k.startswith("metrics.")}
-    out += [f"metric {k[8:]} = {_value(plain(v))}" for k, v in metrics.items()]
-    out += [f"metadata {k} = {_value(plain(v))}" for k, v in flat.items() if k not in metrics]
-    return "\n".join(out) + "\n"
-
-
-def textconv(data: bytes) -> bytes:
-    """The textconv driver's output for a file Git hands over: its summary if it is a pointer,
-    else the bytes unchanged (a diff driver must never make `git diff` fail).
-
-    Git passes a blob as a temporary file whose name is not the pointer's, so the name the
-    pointer is checked against is derived from its own first file path.
-    """
-    import sys
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    try:
-        doc = tomllib.loads(data.decode("utf-8"))
-        first = doc["files"][0]["path"]
-        model = first if doc.get("kind") == "file" else first.split("/", 1)[0]
-        return summary(ptr.decode(data, model + ptr.SUFFIX)).encode("utf-8")
-    except Exception:  # noqa: BLE001 - anything unreadable is shown as it is
-        return data

@@ -50,7 +50,7 @@ def command(a: str | None, b: str | None, as_stat: bool, as_json: bool, as_markd
 @click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
 def textconv(path: str) -> None:
     """The diff driver of *.model.toml (set by 'git model init'): print a pointer's summary."""
-    from gitmodel.review_render import textconv as convert
+    from gitmodel.pointer_summary import textconv as convert
 
     data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
     sys.stdout.buffer.write(convert(data))
