@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import yaml
 
-from conftest import Repo, make_env
+from conftest import Repo, _copy_template, make_env
 from tests.review.helpers import add, fine_tune, first_version
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,9 +17,13 @@ SCRIPT = ROOT / "docs" / "ci" / "pr-diff.sh"
 WORKFLOW = ROOT / "docs" / "ci" / "model-diff.yml"
 
 
-def _pull_request_clone(repo: Repo, tmp_path: Path) -> Repo:
-    origin = tmp_path / "origin.git"
-    repo.run("git", "init", "-q", "--bare", str(origin), cwd=tmp_path)
+@pytest.fixture(scope="module")
+def _origin(_templates: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bare origin with `sent` v1 on main and a branch `ft` that fine-tunes one layer; built once."""
+    base = tmp_path_factory.mktemp("ci")
+    repo = _copy_template(_templates, "committed", base)
+    origin = base / "origin.git"
+    repo.run("git", "init", "-q", "--bare", str(origin), cwd=base)
     v1 = first_version(repo)
     repo.git("remote", "add", "origin", str(origin))
     repo.git("push", "-q", "origin", "main")
@@ -26,13 +31,18 @@ def _pull_request_clone(repo: Repo, tmp_path: Path) -> Repo:
     add(repo, fine_tune(v1, ("layer1.weight",)), "--metric", "loss=0.2")
     repo.commit("fine-tune")
     repo.git("push", "-q", "origin", "ft")
-    ci = Repo(tmp_path / "ci", make_env(tmp_path / "ci-home"))
-    repo.run("git", "clone", "-q", "-b", "ft", str(origin), str(ci.path), cwd=tmp_path)
-    return ci
+    return origin
 
 
-def test_script_writes_the_markdown_diff_of_the_branch(committed_repo: Repo, tmp_path: Path) -> None:
-    ci = _pull_request_clone(committed_repo, tmp_path)
+@pytest.fixture
+def ci(_origin: Path, tmp_path: Path) -> Repo:
+    """What a CI job has: a fresh clone of the pull request's branch, no weights, no git-model config."""
+    clone = Repo(tmp_path / "ci", make_env(tmp_path / "ci-home"))
+    clone.run("git", "clone", "-q", "-b", "ft", str(_origin), str(clone.path), cwd=tmp_path)
+    return clone
+
+
+def test_script_writes_the_markdown_diff_of_the_branch(ci: Repo) -> None:
     ci.run("sh", SCRIPT)
     body = (ci.path / "model-diff.md").read_text()
     assert body == ci.gm("diff", "--markdown", "origin/main...HEAD").stdout
@@ -43,8 +53,7 @@ def test_script_writes_the_markdown_diff_of_the_branch(committed_repo: Repo, tmp
     assert sorted(p.name for p in ci.path.glob("model-diff.md*")) == ["model-diff.md"]
 
 
-def test_script_posts_with_gh_when_asked(committed_repo: Repo, tmp_path: Path) -> None:
-    ci = _pull_request_clone(committed_repo, tmp_path)
+def test_script_posts_with_gh_when_asked(ci: Repo, tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "gh.log"
@@ -61,8 +70,7 @@ def test_script_posts_with_gh_when_asked(committed_repo: Repo, tmp_path: Path) -
     assert missing_pr.returncode != 0 and "set PR to the pull request number" in missing_pr.stderr
 
 
-def test_script_refuses_an_unknown_base_in_one_line(committed_repo: Repo, tmp_path: Path) -> None:
-    ci = _pull_request_clone(committed_repo, tmp_path)
+def test_script_refuses_an_unknown_base_in_one_line(ci: Repo) -> None:
     cp = ci.run("sh", SCRIPT, "origin/nosuch", check=False)
     assert cp.returncode == 1
     assert cp.stderr.splitlines() == [

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Repo, make_safetensors
+from conftest import Repo, _copy_template, make_safetensors
 from tests.review.helpers import add, fine_tune, first_version
 
 
-@pytest.fixture
-def three_versions(committed_repo: Repo) -> Repo:
-    repo = committed_repo
+@pytest.fixture(scope="module")
+def _three_versions(_templates: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three tagged versions of `sent`, an annotation on the last, v1.1.0 in production; built once."""
+    repo = _copy_template(_templates, "committed", tmp_path_factory.mktemp("compare"))
     v1 = first_version(repo)  # loss 0.30, accuracy 0.80, lr 0.001
     v2 = fine_tune(v1, ("layer1.weight",))
     add(repo, v2, "--metric", "loss=0.25", "--metric", "accuracy=0.85", "--param", "lr=0.0005")
@@ -25,7 +26,13 @@ def three_versions(committed_repo: Repo) -> Repo:
     repo.gm("tag", "sent", "1.2.0")
     repo.gm("annotate", "sent@v1.2.0", "--metric", "f1=0.7")
     repo.gm("promote", "sent@v1.1.0", "production")
-    return repo
+    return repo.path
+
+
+@pytest.fixture
+def three_versions(_three_versions: Path, tmp_path: Path) -> Repo:
+    """A copy of the module's repository (the store inside .git comes along)."""
+    return _copy_template({"three": _three_versions}, "three", tmp_path)
 
 
 def test_table_marks_the_best_value_per_metric(three_versions: Repo) -> None:
