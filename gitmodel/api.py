@@ -40,6 +40,7 @@ ATTRIBUTES_LINE = f"*{ptr.SUFFIX} diff={DIFF_DRIVER}"
 # Hunk headers of a pointer diff name the file whose tensors changed.
 XFUNCNAME = '^path = ".*"$'
 IGNORE_TEMPS = ".gitmodel-tmp.*"
+TEXTCONV = "git model textconv"
 
 
 class Workspace:
@@ -129,6 +130,7 @@ def init(start: Path | None = None) -> InitResult:
         _append_line(git.workdir / ".gitattributes", ATTRIBUTES_LINE)
         _append_line(git.workdir / ".gitignore", IGNORE_TEMPS)
         git.config_set(f"diff.{DIFF_DRIVER}.xfuncname", XFUNCNAME)
+        git.config_set(f"diff.{DIFF_DRIVER}.textconv", TEXTCONV)  # a readable pointer diff (docs/review.md)
         git.stage([CONFIG_NAME, ".gitattributes", ".gitignore"])
     from gitmodel.audit import setup_remotes  # tags and notes travel with git push/fetch
 

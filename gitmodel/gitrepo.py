@@ -636,6 +636,15 @@ class GitRepo:
                 out.setdefault(str(commit.id), []).append(name[len("refs/tags/"):])
         return out
 
+    # -- review: diff and compare (issue 18) ---------------------------------------------
+    def review_merge_base(self, a: str, b: str) -> str | None:
+        """The best common ancestor of two commits, as `git diff A...B` uses it; None if unrelated."""
+        try:
+            base = self._repo.merge_base(a, b)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        return str(base) if base is not None else None
+
 
 @contextmanager
 def _flock(path: Path, wait: float) -> Iterator[None]:

@@ -101,6 +101,9 @@ def _register() -> None:
     lazy("push", "gitmodel.cli.remote:push_command")
     lazy("fetch", "gitmodel.cli.remote:fetch_command")
     lazy("pull", "gitmodel.cli.remote:pull_command")
+    lazy("diff", "gitmodel.cli.diff:command")  # review: docs/review.md
+    lazy("textconv", "gitmodel.cli.diff:textconv")
+    lazy("compare", "gitmodel.cli.compare:command")
 
 
 _register()

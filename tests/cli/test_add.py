@@ -172,7 +172,7 @@ def test_pointer_diff_names_the_file_whose_tensors_changed(committed_repo: Repo)
     make_safetensors(shard, tensors)
     repo.gm("add", "-q", "llm")
 
-    diff = repo.git("diff", "--cached", "llm.model.toml").stdout
+    diff = repo.git("diff", "--cached", "--no-textconv", "llm.model.toml").stdout  # the raw pointer
 
     hunks = diff.split("\n@@ ")[1:]
     tensor_hunks = [h for h in hunks if '"lm_head.weight"' in h]

@@ -1,0 +1,136 @@
+"""Speed of `git model diff --numeric`: every tensor of a model changed, compared from the store.
+
+For each size, a safetensors file of float tensors (64 MiB each) is added and committed, then
+every tensor is scaled (a fine-tune that moved every weight) and added again. The command
+timed is `git model diff --numeric --json HEAD~1 HEAD`, run as a user runs it; it reads both
+versions of every tensor back from the store (chunks decoded and verified) and compares them.
+Throughput counts the tensor bytes of one version (each compared with its counterpart).
+Beside it: `cp` of the model file and `sync`, the peer the other benchmarks use.
+
+    python benchmarks/diff_numeric.py [--sizes 512,1024] [--dtype F32] [--repeat 3] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+TENSOR_MIB = 64
+WHO = ("Bench", "bench@example.com")
+
+
+def env_for(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    bindir = str(Path(sys.executable).parent)
+    env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", PATH=bindir + os.pathsep + env.get("PATH", ""),
+               GIT_AUTHOR_NAME=WHO[0], GIT_AUTHOR_EMAIL=WHO[1], GIT_COMMITTER_NAME=WHO[0],
+               GIT_COMMITTER_EMAIL=WHO[1])
+    return env
+
+
+def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user+sys of the child), stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    cp = subprocess.run(args, cwd=cwd, env=env, capture_output=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if cp.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed: {cp.stderr.decode(errors='replace')}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, cp.stdout.decode()
+
+
+def write_model(path: Path, size_mib: int, dtype: str, scale: float) -> int:
+    """A safetensors file of `size_mib` MiB of tensors, written tensor by tensor; returns tensor bytes."""
+    width = {"F32": 4, "F16": 2, "BF16": 2}[dtype]
+    count = max(1, size_mib // TENSOR_MIB)
+    elements = TENSOR_MIB * 2**20 // width
+    header: dict[str, object] = {}
+    offset = 0
+    for i in range(count):
+        header[f"layer{i:03d}.weight"] = {"dtype": dtype, "shape": [elements // 1024, 1024],
+                                          "data_offsets": [offset, offset + elements * width]}
+        offset += elements * width
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw)
+        for i in range(count):
+            values = np.random.default_rng(i).standard_normal(elements, dtype=np.float32) * np.float32(scale)
+            if dtype == "F16":
+                f.write(values.astype("<f2").tobytes())
+            elif dtype == "BF16":
+                f.write((values.view(np.uint32) >> 16).astype("<u2").tobytes())
+            else:
+                f.write(values.astype("<f4").tobytes())
+    return offset
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="512,1024", help="model sizes in MiB, comma-separated")
+    ap.add_argument("--dtype", default="F32", choices=("F32", "F16", "BF16"))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--dir", type=Path, default=None, help="work here (default: a temporary directory)")
+    args = ap.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="diff-numeric-", dir=args.dir))
+    rows = []
+    try:
+        for size in (int(s) for s in args.sizes.split(",")):
+            wd = base / f"repo-{size}"
+            wd.mkdir()
+            env = env_for(base / "home")
+            gm = [str(Path(sys.executable).parent / "git-model")]
+            for cmd in (["git", "init", "-q", "-b", "main"], ["git", "commit", "-q", "--allow-empty", "-m", "0"],
+                        gm + ["init", "-q"]):
+                subprocess.run(cmd, cwd=wd, env=env, check=True)
+            model = wd / "model.safetensors"
+            tensor_bytes = write_model(model, size, args.dtype, 1.0)
+            subprocess.run(gm + ["add", "-q", "--name", "bench", "model.safetensors"], cwd=wd, env=env, check=True)
+            subprocess.run(["git", "commit", "-q", "-m", "v1"], cwd=wd, env=env, check=True)
+            write_model(model, size, args.dtype, 1.001)
+            subprocess.run(gm + ["add", "-q", "model.safetensors"], cwd=wd, env=env, check=True)
+            subprocess.run(["git", "commit", "-q", "-m", "v2"], cwd=wd, env=env, check=True)
+            walls, cpus = [], []
+            for _ in range(args.repeat):
+                wall, cpu, out = timed(gm + ["diff", "--numeric", "--json", "HEAD~1", "HEAD"], wd, env)
+                walls.append(wall)
+                cpus.append(cpu)
+            compared = len(json.loads(out)["models"][0]["numeric"]["tensors"])
+            cp_walls, cp_cpus = [], []
+            for _ in range(args.repeat):
+                target = wd / "copy.bin"
+                wall, cpu, _ = timed(["sh", "-c", f"cp '{model}' '{target}' && sync"], wd, env)
+                cp_walls.append(wall)
+                cp_cpus.append(cpu)
+                target.unlink()
+            w, c = sorted(walls)[len(walls) // 2], sorted(cpus)[len(cpus) // 2]
+            cw, cc = sorted(cp_walls)[len(cp_walls) // 2], sorted(cp_cpus)[len(cp_cpus) // 2]
+            rows.append((size, args.dtype, compared, tensor_bytes, w, c, cw, cc))
+            shutil.rmtree(wd)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    print(f"git model diff --numeric, every tensor changed, median of {args.repeat} ({os.cpu_count()} CPUs)")
+    header = ["size", "dtype", "tensors", "diff wall s", "diff CPU s", "GB/s (wall)", "cp+sync wall s",
+              "cp+sync CPU s", "diff / cp+sync"]
+    body = [[f"{s} MiB", d, str(n), f"{w:.2f}", f"{c:.2f}", f"{tb / w / 1e9:.2f}", f"{cw:.2f}", f"{cc:.2f}",
+             f"{w / cw:.2f}x"] for s, d, n, tb, w, c, cw, cc in rows]
+    widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
+    for r in [header] + body:
+        print("  ".join(cell.rjust(wd) for cell, wd in zip(r, widths)))
+
+
+if __name__ == "__main__":
+    main()
