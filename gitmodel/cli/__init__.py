@@ -39,6 +39,9 @@ def _register() -> None:
     for family in (tag, stages, log, audit):  # versions, stages and the audit trail
         for command in family.commands:
             cli.add_command(command)
+    from gitmodel.cli import runs  # training runs saved from Python (gitmodel.Run)
+
+    cli.add_command(runs.runs)
 
 
 _register()
