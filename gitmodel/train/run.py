@@ -304,13 +304,21 @@ class Run:
     def _store(self, snap: _Snapshot, step: int, metrics: dict[str, float], params: dict[str, Any]) -> Checkpoint:
         """On the saving thread, with a Workspace of its own: ingest, commit, move the run ref."""
         from gitmodel.api import Workspace
-        from gitmodel.audit import identity
-        from gitmodel.ingest import ingest_file
-        from gitmodel.metadata import MetadataUpdate
 
         if self._worker_ws is None:
             self._worker_ws = Workspace(self._root)
         ws = self._worker_ws
+        try:
+            return self._store_in(ws, snap, step, metrics, params)
+        finally:
+            ws.store.close()  # its shared lock would keep `git model gc` out for as long as training runs
+
+    def _store_in(self, ws: Workspace, snap: _Snapshot, step: int, metrics: dict[str, float],
+                  params: dict[str, Any]) -> Checkpoint:
+        from gitmodel.audit import identity
+        from gitmodel.ingest import ingest_file
+        from gitmodel.metadata import MetadataUpdate
+
         git = ws.git
         entries: list[ptr.FileEntry] = []
         for rel, seen in snap.files:
