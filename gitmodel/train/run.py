@@ -253,19 +253,21 @@ class Run:
         plain_params = _storable(_plain(dict(params or {})), "params")
         self._raise_pending()
         snapshot = _snapshot(Path(os.path.abspath(path)))
-        future = self._executor.submit(self._store, snapshot, step, values, plain_params)
         if not background:
-            return future.result()
+            return self._executor.submit(self._store, snapshot, step, values, plain_params).result()
+        future = self._executor.submit(self._store_noting_failure, snapshot, step, values, plain_params)
         with self._lock:
             self._pending.append(future)
-        future.add_done_callback(self._note_failure)
         return future
 
-    def _note_failure(self, future: Future[Checkpoint]) -> None:
-        exc = future.exception()
-        if exc is not None:
+    def _store_noting_failure(self, snap: _Snapshot, step: int, metrics: dict[str, float],
+                              params: dict[str, Any]) -> Checkpoint:
+        try:
+            return self._store(snap, step, metrics, params)
+        except BaseException as exc:  # noted before the future completes, so wait() and save() see it
             with self._lock:
                 self._errors.append(exc)
+            raise
 
     def _raise_pending(self) -> None:
         with self._lock:
@@ -282,7 +284,7 @@ class Run:
             try:
                 fut.result()
             except BaseException:
-                pass  # collected by _note_failure
+                pass  # noted by _store_noting_failure
         self._raise_pending()
 
     def close(self) -> None:
