@@ -149,7 +149,7 @@ def read_tensor(file: StoredFile, tensor: TensorEntry) -> np.ndarray:
     import numpy as np
 
     fmt = file.manifest.format
-    dtype_name = _NUMPY_DTYPES.get(tensor.dtype)
+    dtype_name = "<u2" if tensor.dtype == "BF16" else _NUMPY_DTYPES.get(tensor.dtype)
     if dtype_name is None and fmt == "npz" and re.fullmatch(r"[biufc][0-9]+", tensor.dtype):
         dtype_name = "<" + tensor.dtype  # npz dtypes our table does not name, such as f16 or c16
     if dtype_name is None:
@@ -174,6 +174,9 @@ def read_tensor(file: StoredFile, tensor: TensorEntry) -> np.ndarray:
     if len(data) != tensor.length:
         raise GitModelError(f"tensor {tensor.name!r} runs past the end of {file.name or 'the file'}")
     flat = np.frombuffer(bytearray(data), dtype=dtype)
+    if tensor.dtype == "BF16":
+        # numpy has no bfloat16; a bfloat16 is the high half of a float32, so widening is exact
+        flat = (flat.astype(np.uint32) << 16).view(np.float32)
     return flat.reshape(shape, order="F") if fortran else flat.reshape(shape)
 
 

@@ -80,6 +80,18 @@ def test_load_tensor_of_safetensors_reads_only_its_chunks(committed_repo: Repo, 
         api.load_tensor("sentiment@v1.2.0", "nope")
 
 
+def test_load_tensor_of_bf16_gives_exact_float32(committed_repo: Repo) -> None:
+    import torch
+
+    from helpers_formats import save_safetensors_torch
+
+    t = torch.randn(33, 17).to(torch.bfloat16)
+    save_safetensors_torch(committed_repo.path / "half.safetensors", {"h": t})
+    commit_model(committed_repo, "half.safetensors", "1.0.0")
+    got = gitmodel.load_tensor("half@v1.0.0", "h", repo=committed_repo.path)
+    assert got.dtype == np.float32 and np.array_equal(got, t.float().numpy())
+
+
 def test_load_tensor_of_gguf_and_npz(committed_repo: Repo, fetched: list[str]) -> None:
     from gguf import GGMLQuantizationType
 
