@@ -29,6 +29,7 @@ from gitmodel.train.runs import (
 
 if TYPE_CHECKING:
     from gitmodel.api import Workspace
+    from gitmodel.gitrepo import GitRepo
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -322,6 +323,7 @@ class Run:
         from gitmodel.metadata import MetadataUpdate
 
         git = ws.git
+        self._refuse_tagged_step(git, step)  # before the work; again under the lock
         entries: list[ptr.FileEntry] = []
         for rel, seen in snap.files:
             full = snap.root.parent / rel
@@ -349,7 +351,7 @@ class Run:
         ref = run_ref(self.model, self.id)
         with git.lock():
             ws.known.save()
-            found = read_run(git, self.model, self.id)
+            found = self._refuse_tagged_step(git, step)
             old_tip = found[1] if found else None
             previous = [c for c in found[0].checkpoints if c.step != step] if found else []
             kept = thin([*previous, record], self.keep_last, self.keep_best, set(git.tags_by_commit("model/")))
@@ -359,6 +361,19 @@ class Run:
                                  f"{self.model} run {self.id}: {len(kept)} checkpoint(s), last step {kept[-1].step}\n", who)
             git.run_set_ref(ref, tip, old_tip)
         return Checkpoint(self.model, self.id, step, metrics, commit, pointer_rel, saved)
+
+    def _refuse_tagged_step(self, git: GitRepo, step: int) -> tuple[RunRecord, str] | None:
+        """A tagged checkpoint stays as it is in its run: saving its step again is refused."""
+        found = read_run(git, self.model, self.id)
+        current = found[0].find(step) if found else None
+        if current is not None:
+            tags = git.tags_by_commit("model/").get(current.commit)
+            if tags:
+                raise GitModelError(
+                    f"step {step} of run {self.id} is tagged ({', '.join(sorted(tags))}), so it is kept as it is; "
+                    "save this checkpoint under another step"
+                )
+        return found
 
     def _unchanged(self, full: Path, seen: tuple[int, int, int, int], step: int) -> None:
         try:

@@ -130,6 +130,10 @@ def test_a_tagged_checkpoint_is_never_thinned_and_can_be_promoted(committed_repo
         data[step] = checkpoint(tmp_path / f"{step}.safetensors", step)
         run.save(tmp_path / f"{step}.safetensors", step=step, metrics={"acc": step / 10})
     assert [c.step for c in run.checkpoints()] == [1, 4, 5]
+    # found by the runs state machine: re-saving a tagged step must not drop it from the run
+    with pytest.raises(GitModelError, match=r"step 1 of run exp-1 is tagged \(model/sentiment/v1.4.0\)"):
+        run.save(tmp_path / "5.safetensors", step=1)
+    assert [c.step for c in run.checkpoints()] == [1, 4, 5]
     repo.gm("promote", "sentiment@v1.4.0", "production")
     repo.gm("gc", "--grace", "0")
     repo.gm("checkout", "sentiment@production", "-o", tmp_path / "prod")

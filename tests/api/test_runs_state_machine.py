@@ -11,8 +11,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+import pytest
+
 import gitmodel
 from conftest import Repo, new_repo
+from gitmodel.errors import GitModelError
 
 settings.register_profile(
     "default-runs", max_examples=3, stateful_step_count=10, deadline=None,
@@ -62,6 +65,14 @@ class RunMachine(RuleBasedStateMachine):
         data = os.urandom(size)
         path = self.tmp / f"ckpt-{self.counter}.bin"
         path.write_bytes(data)
+        if step in self.tagged:  # a tagged checkpoint stays as it is
+            with pytest.raises(GitModelError, match=f"step {step} of run r is tagged"):
+                if background:
+                    self.run.save(path, step=step, background=True)
+                    self.run.wait()
+                else:
+                    self.run.save(path, step=step)
+            return
         if background:
             self.run.save(path, step=step, metrics={"loss": loss}, background=True)
             self.run.wait()
