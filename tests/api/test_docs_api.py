@@ -39,6 +39,18 @@ def test_the_training_loop_example_runs(committed_repo: Repo, tmp_path: Path) ->
     assert listed.count("  step-") == 4
 
 
+def test_the_repository_example_runs(committed_repo: Repo) -> None:
+    import numpy as np
+
+    from helpers_formats import save_safetensors
+
+    (code,) = fenced(section("Repository"), "python")
+    save_safetensors(committed_repo.path / "sentiment.safetensors", {"w": np.ones(3, dtype=np.float32)})
+    out = committed_repo.run(sys.executable, "-c", code).stdout
+    assert out == "{'accuracy': 0.91}\n"
+    assert "v1.0.0 [production]" in committed_repo.gm("log", "sentiment").stdout
+
+
 def test_the_run_toml_example_is_the_one_encoding() -> None:
     (example,) = fenced(section("Run refs"), "toml")
     record = RunRecord.decode(example.encode(), "docs/api.md")
