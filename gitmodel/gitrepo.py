@@ -644,6 +644,48 @@ class GitRepo:
         except (KeyError, ValueError, pygit2.GitError):
             return None
         return str(base) if base is not None else None
+    # -- training runs: commits on refs/model-runs/*, never the index, HEAD or a branch --------
+    def run_commit(self, files: dict[str, bytes], parents: list[str], message: str, who: tuple[str, str]) -> str:
+        """Write a commit whose tree holds exactly `files` ('/'-separated paths); move no ref.
+
+        Built from objects alone (blobs, trees, the commit), so the user's index, HEAD,
+        branches and working tree are never read or written.
+        """
+        root: dict[str, object] = {}
+        for path, data in files.items():
+            *dirs, base = path.split("/")
+            node = root
+            for d in dirs:
+                child = node.setdefault(d, {})
+                assert isinstance(child, dict)
+                node = child
+            node[base] = self._repo.create_blob(data)
+
+        def write(node: dict[str, object]) -> pygit2.Oid:
+            builder = self._repo.TreeBuilder()
+            for name, value in sorted(node.items()):
+                if isinstance(value, dict):
+                    builder.insert(name, write(value), pygit2.enums.FileMode.TREE)
+                else:
+                    assert isinstance(value, pygit2.Oid)
+                    builder.insert(name, value, pygit2.enums.FileMode.BLOB)
+            return builder.write()
+
+        sig = pygit2.Signature(who[0], who[1])
+        oid = self._repo.create_commit(None, sig, sig, message, write(root), [pygit2.Oid(hex=p) for p in parents])
+        return str(oid)
+
+    def run_commit_parents(self, commit: str) -> list[str]:
+        obj = self._repo[commit]
+        assert isinstance(obj, pygit2.Commit)
+        return [str(p) for p in obj.parent_ids]
+
+    def run_set_ref(self, name: str, target: str, old: str | None) -> None:
+        """Move `name` to `target` only if it still points at `old` (None: it must not exist)."""
+        current = self.ref_target(name)
+        if current != old:
+            raise GitModelError(f"{name} moved while this run was saving to it; is another process saving to this run?")
+        self._repo.references.create(name, pygit2.Oid(hex=target), force=True)
 
 
 @contextmanager

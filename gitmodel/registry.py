@@ -19,6 +19,7 @@ from gitmodel.versions import (
     index_names,
     ModelVersion,
     VersionTag,
+    run_checkpoint,
     find_pointer,
     latest_tag,
     read_card,
@@ -117,7 +118,7 @@ def tag(
         raise GitModelError("give either a VERSION or one of --major, --minor, --patch, --auto")
     if not ptr.NAME_RE.fullmatch(name):
         raise GitModelError(f"'{name}' is not a valid model name")
-    commit = git.resolve_commit(rev)
+    commit = run_checkpoint(git, name, rev) if rev.startswith("run/") else git.resolve_commit(rev)
     if commit is None:
         raise GitModelError(f"'{rev}' is not a commit; tag a commit that holds the model's pointer")
     found = find_pointer(git, commit, name)

@@ -1,4 +1,4 @@
-"""One grammar for a model version (NAME, NAME@vX.Y.Z, NAME@latest, NAME@<stage>, NAME@<commit-ish>) and its resolution."""
+"""One grammar for a model version (NAME, NAME@vX.Y.Z, NAME@latest, NAME@<stage>, NAME@<commit-ish>, NAME@run/<run>/step-N) and its resolution."""
 
 from __future__ import annotations
 
@@ -183,13 +183,20 @@ def resolve(git: GitRepo, text: str) -> ModelVersion:
         if tag is None:
             raise GitModelError(f"{spec.name}@{ref} is v{holder}, but its tag is missing; run 'git fetch' to get it")
         return replace_stage(_from_tag(git, tag), ref)
-    commit = git.resolve_commit(ref)
+    commit = run_checkpoint(git, spec.name, ref) if ref.startswith("run/") else git.resolve_commit(ref)
     if commit is None:
         raise GitModelError(f"{spec.name} has no version, stage or commit '{ref}'; {_listing(git, spec.name, tags)}")
     tagged = {read_card(git, t).commit: t for t in mine}
     if commit in tagged:
         return _from_tag(git, tagged[commit])
     return _at_commit(git, spec.name, commit, None, None)
+
+
+def run_checkpoint(git: GitRepo, name: str, ref: str) -> str:
+    """NAME@run/<run>/step-N (or /latest, /best): a training run's checkpoint (gitmodel/train/runs.py)."""
+    from gitmodel.train.runs import resolve_run_rev
+
+    return resolve_run_rev(git, name, ref)
 
 
 def replace_stage(mv: ModelVersion, stage: str) -> ModelVersion:

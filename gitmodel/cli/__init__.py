@@ -104,6 +104,7 @@ def _register() -> None:
     lazy("diff", "gitmodel.cli.diff:command")  # review: docs/review.md
     lazy("textconv", "gitmodel.cli.diff:textconv")
     lazy("compare", "gitmodel.cli.compare:command")
+    lazy("runs", "gitmodel.cli.runs:runs")  # training runs saved from Python (gitmodel.Run)
 
 
 _register()
