@@ -13,6 +13,7 @@ from gitmodel.errors import GitModelError
 if TYPE_CHECKING:
     import numpy as np
 
+    from gitmodel.diff import Diff
     from gitmodel.api import AddResult, CheckoutResult, InitResult, Workspace
     from gitmodel.registry import StageChange, TagResult
     from gitmodel.restore import RestoreResult
@@ -127,8 +128,15 @@ class Repository:
 
         return registry.promote(self._ws.git, spec, stage, reason)
 
-    # Repository.diff(old, new): the semantic diff of two versions belongs to gitmodel/diff.py
-    # (written on another branch); add it here as a thin call when that branch is merged.
+    def diff(self, a: str | None = None, b: str | None = None) -> Diff:
+        """`git model diff [A [B]]`: per model, tensors, metadata and metric deltas, and the bump.
+
+        A and B are versions (NAME@REF), commits or a range (`main...HEAD`); with neither,
+        HEAD against the working tree, as the command does.
+        """
+        from gitmodel import diff
+
+        return diff.diff(self._ws.git, a, b)
 
     # -- lazy reads --------------------------------------------------------------------------
     def open(self, spec: str, path: str | None = None, *, source: ChunkSource | None = None) -> StoredFile:

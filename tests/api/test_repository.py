@@ -40,6 +40,11 @@ def test_add_tag_promote_checkout_like_the_cli(committed_repo: Repo, tmp_path: P
     save_safetensors(model, {"w": w + 1})
     api.add(model)
     repo.commit("retrain")
+    [change] = api.diff("sentiment@v1.0.0", "HEAD").models  # what `git model diff` reports
+    assert (change.name, change.status, change.bump) == ("sentiment", "modified", "minor")
+    assert [(t.name, t.change) for t in change.tensors] == [("w", "changed")]
+    assert "1 of 1 tensors changed" in repo.gm("diff", "sentiment@v1.0.0", "HEAD").stdout
+    assert api.diff().models == ()  # the working tree holds what HEAD records
     restored = api.checkout("sentiment@v1.0.0", output=tmp_path / "v1")
     assert restored.restored == [(tmp_path / "v1" / "sentiment.safetensors").as_posix()]
     assert np.array_equal(gitmodel.load_tensor("sentiment@v1.0.0", "w", repo=repo.path), w)
