@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # git-model demo: version a generated series of bf16 safetensors checkpoints in a throwaway repo:
-# add with metadata, pointer diff, checkout, tags, stages, rollback, hooks, audit, du and fsck.
+# add with metadata, readable diffs, checkout, tags, stages, rollback, hooks, a remote and a fresh
+# clone, training runs from Python, audit, du and fsck.
 #
 #   ./demo.sh                       3 versions x ~64 MiB
 #   DEMO_SIZE_MIB=256 DEMO_VERSIONS=4 ./demo.sh
@@ -95,10 +96,10 @@ done
 step "git model status"
 run git model status
 
-step "What the last fine-tune changed, as Git sees it (pointer diff)"
-git --no-pager diff --stat HEAD~1
-git --no-pager diff HEAD~1 -- '*.model.toml' >"$WORK/pointer.diff"
-head -n 40 "$WORK/pointer.diff"
+step "What the last fine-tune changed, as plain git diff shows it (the pointer's diff driver, set by init)"
+run git --no-pager diff HEAD~1 -- '*.model.toml'
+echo "--- the raw pointer diff: only the lines of the changed tensors and metadata"
+git --no-pager diff --no-textconv --stat HEAD~1 -- '*.model.toml'
 
 LAST=$((VERSIONS - 1))
 step "Delete the weights, then restore them from the store"
@@ -117,6 +118,12 @@ fi
 run git model annotate model@v1.0.0 --metric accuracy=0.81 -m "holdout set 2026-11"
 run git model annotate model@latest --metric accuracy=0.86 -m "holdout set 2026-11"
 run git model log model
+
+step "Review: what changed between two versions, in the weights and the metrics"
+run git model diff model@v1.0.0 model@latest
+run git model diff --stat model@v1.0.0 model@latest
+run git model diff --numeric model@v1.1.0 model@v1.2.0   # how far the weights moved, from the store
+run git model compare model
 
 step "Stages: promote, promote again, roll back"
 run git model promote model@v1.0.0 production -m "first release"
@@ -139,6 +146,49 @@ run git checkout -q main
 run cmp model.safetensors "$SERIES/v$LAST.safetensors"
 run git model status
 
+step "Share: a Git origin for the pointers, a folder remote for the weights (S3 works the same way)"
+run git init -q --bare -b main "$WORK/origin.git"
+run git remote add origin "$WORK/origin.git"
+run git model init >/dev/null   # again, now that there is a remote: tags and notes travel with git push
+run git model remote add origin "$WORK/weights"
+run git commit -q -m "Weights live in the shared folder" -- .gitmodel.toml
+run git model push
+run git push -q origin   # the branch, the version tags and the audit notes (refspecs set by init)
+step "A teammate clones: git model pull is the one command that brings the weights"
+run git clone -q "$WORK/origin.git" "$WORK/teammate"
+(
+    cd "$WORK/teammate"
+    run git model pull
+    run cmp model.safetensors "$SERIES/v$LAST.safetensors"
+    run git model log model
+)
+echo "the clone's model.safetensors is byte-identical to v$LAST, and the versions came with it"
+
+step "Training runs from Python: checkpoints on a ref of their own, never the branch or the index"
+git status --porcelain >"$WORK/status.before"
+cat >"$WORK/train.py" <<'PY'
+import shutil, sys
+import gitmodel
+
+series, out, last = sys.argv[1], sys.argv[2], int(sys.argv[3])
+run = gitmodel.Run("model", keep_last=2, keep_best=("val_loss", "min"))
+for step in range(last + 1):
+    ckpt = f"{out}/step-{step}.safetensors"
+    shutil.copy(f"{series}/v{step}.safetensors", ckpt)  # what a training loop writes
+    # stored on a thread: the loop goes on (a file changed before it is read would be an error)
+    run.save(ckpt, step=step * 1000, metrics={"val_loss": 1.0 / (step + 1)}, background=True)
+run.wait()
+best = run.best()
+print(f"run {run.id}: best step {best.step} (val_loss {best.metrics['val_loss']:.3f}) restored to {best.path}")
+tensor = gitmodel.load_tensor("model@v1.0.0", "model.layers.0.self_attn.q_proj.weight")
+print(f"one tensor of model@v1.0.0 read without a checkout: shape {tensor.shape}, dtype {tensor.dtype}")
+PY
+mkdir -p "$WORK/checkpoints"
+run python "$WORK/train.py" "$SERIES" "$WORK/checkpoints" "$LAST"
+run git model runs model
+git status --porcelain >"$WORK/status.after"
+cmp -s "$WORK/status.before" "$WORK/status.after" && echo "git status is as it was: the runs touched no branch, index or working-tree file"
+
 step "The audit trail (Git notes, refs/notes/model): who did what, when and why"
 run git model audit model
 run git model audit --verify
@@ -158,3 +208,4 @@ awk -v t="$total" -v s="$store" -v n="$VERSIONS" 'BEGIN {
 
 step "Done"
 echo "Benchmark against cp + sync and Git LFS at 512 MiB and 1 GiB: python benchmarks/run.py --repeat 3"
+echo "Bytes stored against Git LFS, DVC and git-annex: python benchmarks/series.py (docs/benchmarks.md)"
