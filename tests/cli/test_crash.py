@@ -38,9 +38,15 @@ def random_tensors(seed: int, count: int, nbytes: int) -> dict[str, np.ndarray]:
     return {f"layer{i:02d}.weight": np.frombuffer(rng.bytes(nbytes), dtype=np.uint8) for i in range(count)}
 
 
+def _default_sigint() -> None:
+    # a suite started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # Python then keeps ignoring it: give the command the Ctrl-C a terminal would deliver
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(repo: Repo, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [find_git_model(), *args], cwd=repo.path, env=repo.env,
+        [find_git_model(), *args], cwd=repo.path, env=repo.env, preexec_fn=_default_sigint,
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
 
