@@ -121,7 +121,21 @@ class GcMachine(RuleBasedStateMachine):
                 mids.add(entry["manifest"])
                 manifest = json.loads(store.get_manifest(ManifestId(entry["manifest"])))
                 cids |= {c for c, _ in manifest["chunks"]}
-        return mids, cids
+        return mids, cids | self.delta_bases(store, cids)
+
+    @staticmethod
+    def delta_bases(store: ChunkStore, cids: set[str]) -> set[str]:
+        """The chunks that deltas among `cids` are stored against, down their chains: live too."""
+        bases: set[str] = set()
+        todo = list(cids)
+        while todo:
+            loc = store.locate(todo.pop())  # type: ignore[arg-type]
+            if loc is not None and loc.codec == 3:
+                base = store.base_id(loc).hex()
+                if base not in bases and base not in cids:
+                    bases.add(base)
+                    todo.append(base)
+        return bases
 
     @invariant()
     def every_reachable_version_is_whole(self) -> None:
