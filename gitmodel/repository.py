@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from gitmodel.diff import Diff
+    from gitmodel.manifest import Manifest
     from gitmodel.api import AddResult, CheckoutResult, InitResult, Workspace
     from gitmodel.registry import StageChange, TagResult
     from gitmodel.restore import RestoreResult
@@ -139,21 +140,46 @@ class Repository:
         return diff.diff(self._ws.git, a, b)
 
     # -- lazy reads --------------------------------------------------------------------------
-    def open(self, spec: str, path: str | None = None, *, source: ChunkSource | None = None) -> StoredFile:
+    def open(self, spec: str, path: str | None = None, *, source: ChunkSource | None = None,
+             remote: str | None = None) -> StoredFile:
         """A read-only, seekable binary file of a version's `path` (may be omitted for a one-file model).
 
-        Reads fetch only the chunks they touch, from the local store (or `source`).
+        Reads fetch only the chunks they touch: from the local store when it holds the whole
+        version, else, when a remote is configured, each chunk from the local store or by a
+        ranged read of the remote (`remote`: its name; default as `git model fetch` chooses),
+        verified, without storing it; or from `source`.
         """
         from gitmodel.train.lazy import StoredFile
 
         entry, label = self._file_entry(spec, path)
-        manifest = self._ws.read_manifest(entry.manifest)
+        source, manifest = self._source(entry.manifest, source, remote)
         if manifest.digest != entry.digest:
             raise GitModelError(f"{label}: the pointer and its manifest {entry.manifest} disagree")
-        return StoredFile(manifest, source if source is not None else self._ws.store, label)
+        return StoredFile(manifest, source, label)
+
+    def _source(self, mid: str, source: ChunkSource | None, remote: str | None) -> tuple[ChunkSource, Manifest]:
+        """Where a lazy read of manifest `mid` reads its chunks, and the manifest."""
+        from gitmodel.store.loose import ManifestId
+
+        if source is not None:
+            return source, self._ws.read_manifest(mid)
+        store = self._ws.store
+        if remote is None:
+            from gitmodel.remote.ops import has_remotes
+
+            if store.has_manifest(ManifestId(mid)):
+                manifest = self._ws.read_manifest(mid)
+                if not store.missing(c for c, _ in manifest.chunks) or not has_remotes(self._ws):
+                    return store, manifest
+            elif not has_remotes(self._ws):
+                return store, self._ws.read_manifest(mid)  # the store's one-line "not in the store"
+        from gitmodel.remote.lazy import RemoteChunkSource
+
+        from_remote = RemoteChunkSource(self._ws, remote)
+        return from_remote, from_remote.manifest(mid)
 
     def load_tensor(self, spec: str, tensor: str, *, path: str | None = None,
-                    source: ChunkSource | None = None) -> np.ndarray:
+                    source: ChunkSource | None = None, remote: str | None = None) -> np.ndarray:
         """One tensor of a stored safetensors, GGUF or npz model as a numpy array, read without a checkout."""
         from gitmodel.train.lazy import read_tensor
 
@@ -172,7 +198,7 @@ class Repository:
         if len(found) > 1:
             raise GitModelError(f"{mv.label}: {len(found)} files have a tensor {tensor!r}; choose one with path=")
         entry = found[0]
-        with self.open(spec, entry.path, source=source) as f:
+        with self.open(spec, entry.path, source=source, remote=remote) as f:
             t = next((t for t in f.manifest.tensors if t.name == tensor), None)
             if t is None:
                 raise GitModelError(f"{mv.label}: the manifest of {entry.path} lists no tensor {tensor!r}")
@@ -206,11 +232,13 @@ class Repository:
         return list_runs(self._ws.git, name)
 
 
-def open(spec: str, path: str | None = None, *, repo: PathLike | None = None) -> StoredFile:  # noqa: A001
+def open(spec: str, path: str | None = None, *, repo: PathLike | None = None,  # noqa: A001
+         remote: str | None = None) -> StoredFile:
     """`Repository(repo).open(spec, path)`: a lazy, read-only file of a stored version."""
-    return Repository(repo).open(spec, path)
+    return Repository(repo).open(spec, path, remote=remote)
 
 
-def load_tensor(spec: str, tensor: str, *, path: str | None = None, repo: PathLike | None = None) -> np.ndarray:
+def load_tensor(spec: str, tensor: str, *, path: str | None = None, repo: PathLike | None = None,
+                remote: str | None = None) -> np.ndarray:
     """`Repository(repo).load_tensor(spec, tensor)`: one tensor as a numpy array, without a checkout."""
-    return Repository(repo).load_tensor(spec, tensor, path=path)
+    return Repository(repo).load_tensor(spec, tensor, path=path, remote=remote)

@@ -104,7 +104,7 @@ def fetch(
             if store.has_manifest(ManifestId(t.manifest)):
                 raw = store.get_manifest(ManifestId(t.manifest))
             else:
-                raw = _remote_manifest(remote, t.manifest, tally)
+                raw = remote_manifest(remote, t.manifest, tally)
                 raw_manifests[t.manifest] = raw
             manifests[t.manifest] = Manifest.decode(raw, t.manifest)
         except RemoteNotFound:
@@ -146,11 +146,12 @@ def _complete(store: ChunkStore, mid: str) -> bool:
     return all(store.has_chunk(cid) for cid, _ in m.chunks)
 
 
-def _remote_manifest(remote: Remote, mid: str, tally: _Tally) -> bytes:
+def remote_manifest(remote: Remote, mid: str, tally: _Tally | None = None) -> bytes:
     """A manifest's raw bytes from the remote (the store's container), verified against its id."""
     key = manifest_key(mid)
     blob = remote.get(key)
-    tally.add(len(blob))
+    if tally is not None:
+        tally.add(len(blob))
     where = f"{remote.url}/{key}"
     codec, _, raw_len = container.parse_header(blob[: container.HEADER_SIZE], where, container.CONTAINER_V1)
     raw = container.decode(codec, blob[container.HEADER_SIZE:], raw_len, where)
@@ -290,24 +291,29 @@ def _verify(
     """The payload of a remote pack entry after checking its header against the index entry
     and its decoded bytes against the chunk id; _NeedsBase when its delta base is not local."""
     from gitmodel.codecs import base_of
+
+    codec, payload = verify_entry(loc, blob, where)
+    base = base_of(codec, payload) if loc.flags & container.FLAG_BASE else None
+    if base is not None and not store.has_chunk(ChunkId(base)):
+        raise _NeedsBase(base)
+    decode(codec, payload, loc.raw_len, cid, lambda b: load_verified(store, b), where)
+    return payload
+
+
+def verify_entry(loc: Location, blob: bytes, where: str) -> tuple[int, bytes]:
+    """The codec and payload of a remote pack entry whose length and header match its index entry."""
     from gitmodel.errors import DamagedObjectError
 
     if len(blob) != loc.length:
         raise DamagedObjectError(where, f"{loc.length} bytes", f"{len(blob)} bytes (truncated pack)")
-    head = container.HEADER.unpack_from(blob)
-    magic, version, codec, flags, raw_len = head
+    magic, version, codec, flags, raw_len = container.HEADER.unpack_from(blob)
     if magic != container.MAGIC or version != container.CONTAINER_V2:
         raise DamagedObjectError(where, "a pack entry header", f"magic {magic!r}, version {version}")
     if (codec, flags, raw_len) != (loc.codec, loc.flags, loc.raw_len):
         raise DamagedObjectError(
             where, f"codec {loc.codec}, flags {loc.flags}, {loc.raw_len} bytes", f"codec {codec}, flags {flags}, {raw_len} bytes"
         )
-    payload = blob[container.HEADER_SIZE:]
-    base = base_of(codec, payload) if flags & container.FLAG_BASE else None
-    if base is not None and not store.has_chunk(ChunkId(base)):
-        raise _NeedsBase(base)
-    decode(codec, payload, raw_len, cid, lambda b: load_verified(store, b), where)
-    return payload
+    return codec, blob[container.HEADER_SIZE:]
 
 
 def load_verified(store: ChunkStore, cid: str) -> bytes | bytearray:

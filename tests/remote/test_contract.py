@@ -113,7 +113,7 @@ def test_a_chunk_damaged_on_the_remote_is_refused_then_fetched_after_repair(
     remote.write(pack, bytes(bad))
     other = clone(origin, tmp_path / "other")
     line = assert_one_line_error(other.gm("pull", check=False))
-    assert "damaged" in line and "'m'" not in line and "m@" not in line or "m" in line
+    assert "damaged" in line
     assert "for m" in line and pack in line, line
     damaged_chunks = _store_chunks(other)
     from gitmodel.manifest import Manifest
