@@ -104,9 +104,9 @@ class RemoteMachine(RuleBasedStateMachine):
             assert all(bytes.fromhex(c) in state.chunks for c, _ in manifest.chunks)
 
     def clones_manifest(self, mid: str) -> bytes:
-        from gitmodel.remote.fetch import _remote_manifest, _Tally
+        from gitmodel.remote.fetch import remote_manifest
 
-        return _remote_manifest(self.remote, mid, _Tally(None))
+        return remote_manifest(self.remote, mid)
 
     @invariant()
     def every_version_a_clone_holds_is_whole(self) -> None:
