@@ -296,7 +296,7 @@ def _verify(
     base = base_of(codec, payload) if loc.flags & container.FLAG_BASE else None
     if base is not None and not store.has_chunk(ChunkId(base)):
         raise _NeedsBase(base)
-    decode(codec, payload, loc.raw_len, cid, lambda b: load_verified(store, b), where)
+    decode(codec, payload, loc.raw_len, cid, lambda b: store.get_chunk(ChunkId(b)), where)
     return payload
 
 
@@ -314,15 +314,3 @@ def verify_entry(loc: Location, blob: bytes, where: str) -> tuple[int, bytes]:
             where, f"codec {loc.codec}, flags {loc.flags}, {loc.raw_len} bytes", f"codec {codec}, flags {flags}, {raw_len} bytes"
         )
     return codec, blob[container.HEADER_SIZE:]
-
-
-def load_verified(store: ChunkStore, cid: str) -> bytes | bytearray:
-    """A local chunk's raw bytes, decoded through the codec registry (delta chains included)."""
-    from gitmodel.codecs import decode
-
-    loc = store.locate(ChunkId(cid))
-    if loc is None:
-        return store.get_chunk(ChunkId(cid))
-    _, payload = store.read_entry(loc)
-    return decode(loc.codec, payload, loc.raw_len, cid, lambda b: load_verified(store, b),
-                  f"{store.pack_path(loc.pack)}@{loc.offset}")

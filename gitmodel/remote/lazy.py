@@ -11,13 +11,13 @@ a damaged remote object is an error, never wrong bytes. Nothing is written to th
 from __future__ import annotations
 
 from gitmodel.api import Workspace
-from gitmodel.errors import GitModelError
+from gitmodel.errors import DamagedObjectError, GitModelError
 from gitmodel.manifest import Manifest
 from gitmodel.remote.base import Remote
 from gitmodel.remote.config import RemoteSpec, choose, open_remote
 from gitmodel.remote.state import RemoteState, load_state, pack_key, record_dir
 from gitmodel.store.loose import ManifestId
-from gitmodel.store.objects import ChunkId
+from gitmodel.store.objects import MAX_DECODE_DEPTH, ChunkId
 
 
 class RemoteChunkSource:
@@ -48,6 +48,9 @@ class RemoteChunkSource:
         return Manifest.decode(remote_manifest(self._remote, mid), mid)
 
     def get_chunk(self, cid: ChunkId) -> bytes:
+        return self._get(cid, 0)
+
+    def _get(self, cid: ChunkId, depth: int) -> bytes:
         store = self._ws.store
         if store.has_chunk(cid):
             return store.get_chunk(cid)
@@ -63,5 +66,10 @@ class RemoteChunkSource:
         self.bytes_read += len(blob)
         where = f"{self._remote.url}/{key}@{loc.offset}"
         codec, payload = verify_entry(loc, blob, where)
-        data = codecs.decode(codec, payload, loc.raw_len, cid, lambda base: self.get_chunk(ChunkId(base)), where)
-        return bytes(data)
+
+        def load_base(base: str) -> bytes:
+            if depth >= MAX_DECODE_DEPTH:  # the store's bound: a tampered remote may name a loop
+                raise DamagedObjectError(where, f"a delta chain of at most {MAX_DECODE_DEPTH}", "a longer one (or a loop)")
+            return self._get(ChunkId(base), depth + 1)
+
+        return bytes(codecs.decode(codec, payload, loc.raw_len, cid, load_base, where))

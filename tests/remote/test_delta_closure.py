@@ -9,7 +9,7 @@ import numpy as np
 
 from gitmodel import codecs
 from gitmodel.manifest import Manifest
-from gitmodel.remote.fetch import fetch, load_verified
+from gitmodel.remote.fetch import fetch
 from gitmodel.remote.folder import FolderRemote
 from gitmodel.remote.push import Target, push
 from gitmodel.store import container
@@ -45,6 +45,6 @@ def test_push_sends_delta_bases_and_fetch_brings_and_verifies_them(tmp_path: Pat
     assert not got.damaged and not got.missing, (got.damaged, got.missing)
     assert got.chunks == 3 and got.manifests == 1
     assert all(other.has_chunk(c) for c in ids)
-    assert bytes(load_verified(other, ids[2])) == data
+    assert other.get_chunk(ids[2]) == data
     again = fetch(other, remote, "origin", tmp_path / "b", [Target(mid, ["m"])])
     assert again.up_to_date == 1 and again.bytes_received == 0
