@@ -301,3 +301,18 @@ def tensor_lines(pointer_text: str) -> dict[str, str]:
         if line.startswith('"') and "dtype = " in line:
             out[line.split(" = ", 1)[0]] = line
     return out
+
+
+# -- slow tests and long runs -------------------------------------------------------------------
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: a test of full-size data; run with GITMODEL_SLOW=1")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`@pytest.mark.slow` tests run only with GITMODEL_SLOW=1 (in any test directory)."""
+    if os.environ.get("GITMODEL_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="full-size test: run with GITMODEL_SLOW=1")
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(skip)
