@@ -42,6 +42,8 @@ class Remote(ABC):
     """
 
     url: str
+    transfers: int = 4
+    """At most this many transfers at once inside one object (the parts of an S3 upload); push sets it from -j."""
 
     @abstractmethod
     def list_keys(self, prefix: str) -> dict[str, int]:

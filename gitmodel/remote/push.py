@@ -120,6 +120,7 @@ def push(
                 counter = _Counter(progress(f"pushing to {remote_name}", total + (0 if state.marker else len(MARKER_TEXT))))
         if not state.marker:
             remote.put(MARKER, MARKER_TEXT, counter)
+        remote.transfers = max(1, jobs)
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             # packs, then index files, then manifests: each step only after the last is whole
             packs = [(n, p) for n, p, _ in uploads if state.packs.get(n) != p.stat().st_size]

@@ -8,6 +8,7 @@ retries with backoff. It is imported only when a command talks to an S3 remote.
 from __future__ import annotations
 
 import configparser
+import http.client as http_client
 import os
 from collections.abc import Sequence
 from datetime import timedelta
@@ -134,6 +135,11 @@ class S3Remote(Remote):
         import obstore
 
         size = len(source) if isinstance(source, bytes) else source.stat().st_size
+        if not isinstance(source, bytes) and size > PART_SIZE:
+            multipart = self._multipart()
+            if multipart is not None:  # resumable across runs (docs/remotes.md)
+                self._put_resumable(multipart, key, source, counter)
+                return
         try:
             if isinstance(source, bytes):
                 obstore.put(self._client(), key, source, use_multipart=False)
@@ -141,11 +147,53 @@ class S3Remote(Remote):
                 # a multipart upload is completed (made visible) only when every part is in,
                 # so the object appears whole or not at all
                 obstore.put(self._client(), key, source, use_multipart=size > PART_SIZE,
-                            chunk_size=PART_SIZE, max_concurrency=4)
+                            chunk_size=PART_SIZE, max_concurrency=self.transfers)
         except Exception as exc:
             raise self._fail(exc, key) from None
         if counter:
             counter(size)
+
+    def _multipart(self) -> Any:
+        """A client for resumable multipart uploads, or None without keys to sign with."""
+        from gitmodel.remote import s3_multipart as mp
+
+        profile = _profile_credentials()
+        creds = mp.credentials_from(os.environ, profile)
+        if creds is None:
+            return None
+        region = mp.region_from(os.environ, profile)
+        endpoint = self.endpoint_url or profile.get("endpoint") or mp.default_endpoint(region)
+        return mp.MultipartClient(endpoint, self.bucket, region, creds,
+                                  retry_seconds=RETRY_TIMEOUT.total_seconds())
+
+    def _put_resumable(self, client: Any, key: str, source: Path, counter: ByteCounter | None) -> None:
+        from gitmodel.remote import s3_multipart as mp
+
+        full = f"{self.prefix}/{key}" if self.prefix else key
+        try:
+            mp.put_resumable(client, full, source, PART_SIZE, counter, jobs=self.transfers)
+        except mp.S3HttpError as exc:
+            raise self._fail_code(exc, key) from None
+        except (OSError, http_client.HTTPException) as exc:
+            if isinstance(exc, OSError) and exc.filename is not None:
+                raise  # the local file, not the network
+            where = self.endpoint_url or "S3"
+            raise RemoteError(
+                f"cannot reach the remote {self.url} at {where} (retried, gave up); check the network or the "
+                f"endpoint, then run the command again: it resumes", retryable=True,
+            ) from None
+
+    def _fail_code(self, exc: Exception, key: str) -> RemoteError:
+        """One line for an S3 error answer to a multipart call (its code names what went wrong)."""
+        code = getattr(exc, "code", "")
+        if code == "NoSuchBucket":
+            return RemoteError(f"bucket '{self.bucket}' does not exist (remote {self.url}); create it or fix the url")
+        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
+            return RemoteError(
+                f"the remote {self.url} refused the credentials (access denied); check AWS_ACCESS_KEY_ID / "
+                f"AWS_PROFILE, or the bucket's policy"
+            )
+        return self._fail(exc, key)
 
     def delete(self, key: str) -> None:
         import obstore
