@@ -242,9 +242,17 @@ def _fetch_chunks(
                 owners.setdefault(base, []).extend(owners.get(cid, []))
         if not want and not ready:
             break
-    for cid in deferred:  # a base that could not be had
-        bad.add(cid)
+    for cid, (loc, blob) in sorted(deferred.items()):  # a base that could not be had: say so, or exit 0
         result.failed_labels += owners.get(cid, [])
+        base = codecs.base_of(loc.codec, blob[container.HEADER_SIZE:])
+        reported = base in bad  # that base's own failure was reported (in a loop: by its first member)
+        bad.add(cid)
+        if reported:
+            continue
+        result.damaged.append(Damaged(
+            cid, f"{remote.url}/{pack_key(loc.pack)}@{loc.offset}",
+            f"a delta whose base chunk {base} never arrived (the chain of bases loops, or a base is damaged)",
+        ))
     return bad
 
 
