@@ -103,7 +103,9 @@ def git_model() -> str:
 
 
 def env_for(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    # PYTHONDONTWRITEBYTECODE (set in some CI shells) would make every command compile
+    # gitmodel's modules again (0.16 CPU-s here): a user's install has its bytecode cached
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") and k != "PYTHONDONTWRITEBYTECODE"}
     home.mkdir(parents=True, exist_ok=True)
     env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", LC_ALL="C",
                PATH=str(Path(git_model()).parent) + os.pathsep + env.get("PATH", ""),
