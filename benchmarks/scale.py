@@ -201,7 +201,7 @@ def shard_folder(directory: Path, shards: int, shard_bytes: int, seed: int = 0) 
 class Table:
     def __init__(self) -> None:
         self.ok = True
-        print(f"{'case':<34} {'command':<30} {'wall s':>8} {'CPU s':>8} {'RSS MiB':>8}  target")
+        print(f"{'case':<34} {'command':<34} {'wall s':>8} {'CPU s':>8} {'RSS MiB':>8}  target")
 
     def row(self, case: str, command: str, m: Measured, target: str = "-", met: bool | None = None) -> None:
         if m.code != 0:
@@ -209,7 +209,7 @@ class Table:
         verdict = "" if met is None else (" PASS" if met else " FAIL")
         if met is False:
             self.ok = False
-        print(f"{case:<34} {command:<30} {m.wall:8.2f} {m.cpu:8.2f} {m.rss_mib:8.0f}  {target}{verdict}", flush=True)
+        print(f"{case:<34} {command:<34} {m.wall:8.2f} {m.cpu:8.2f} {m.rss_mib:8.0f}  {target}{verdict}", flush=True)
 
     def gm(self, case: str, repo: Path, env: dict[str, str], *args: str, rss: bool = False) -> Measured:
         m = measure([git_model(), *args], repo, env)
