@@ -52,6 +52,25 @@ def delta_on(base_id: str, base: bytes, xored: bytes, raw_len: int) -> Forged:
     return Forged(container.CODEC_XOR_DELTA, container.FLAG_BASE, raw_len, payload)
 
 
+def _xor(x: bytes, y: bytes) -> bytes:
+    import numpy as np
+
+    return bytes(np.bitwise_xor(np.frombuffer(x, np.uint8), np.frombuffer(y, np.uint8)))
+
+
+def forged_chains(raw: list[bytes], ids: list[str]) -> dict[str, Forged]:
+    """For four equal-length chunks a, b, c, d (their bytes and ids): a and b name each other
+    as delta bases (a chain that never ends); c is a delta against a's bytes that names d as
+    its base (it decodes to other bytes)."""
+    a, b, c, d = raw
+    ia, ib, ic, id_ = ids
+    return {
+        ib: delta_on(ia, a, _xor(a, b), len(b)),
+        ia: delta_on(ib, b, _xor(a, b), len(a)),
+        ic: delta_on(id_, d, _xor(a, c), len(c)),
+    }
+
+
 def table_of(pack: bytes) -> list[tuple[bytes, int, int]]:
     """(chunk id, offset, length) of every entry of a pack, from its own trailer."""
     table_at, count, _ = FOOTER.unpack_from(pack, len(pack) - FOOTER.size)

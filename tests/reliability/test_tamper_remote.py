@@ -122,10 +122,8 @@ def test_a_forged_remote_chunk_is_refused_by_fetch_pull_and_lazy_reads(pushed: P
 
 
 def test_forged_remote_delta_chains_are_refused(pushed: Pushed, remote_env: None) -> None:
-    from tests.reliability.test_tamper_store import NAMES as names, forged_chains
-
     p = pushed
-    forged = forged_chains({n: p.v1[n].tobytes() for n in names}, {n: p.chunk(n) for n in names})
+    forged = tf.forged_chains([p.v1[n].tobytes() for n in NAMES], [p.chunk(n) for n in NAMES])
     p.forge(forged)
     for tensor in ("a.weight", "b.weight", "c.weight"):
         with pytest.raises(GitModelError):

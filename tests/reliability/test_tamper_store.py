@@ -122,25 +122,9 @@ def test_a_simulated_xxh3_collision_is_refused_by_the_files_blake3_digest(versio
     assert sha256(v.repo.path / "m.safetensors") == v.v2_sha
 
 
-def _xor(x: bytes, y: bytes) -> bytes:
-    return bytes(np.bitwise_xor(np.frombuffer(x, np.uint8), np.frombuffer(y, np.uint8)))
-
-
-def forged_chains(raw: dict[str, bytes], ids: dict[str, str]) -> dict[str, tf.Forged]:
-    """a and b name each other as delta bases (a chain that never ends); c is a delta against
-    a's bytes that names d as its base (it decodes to other bytes)."""
-    a, b, c, d = (raw[n] for n in NAMES)
-    ia, ib, ic, id_ = (ids[n] for n in NAMES)
-    return {
-        ib: tf.delta_on(ia, a, _xor(a, b), len(b)),
-        ia: tf.delta_on(ib, b, _xor(a, b), len(a)),
-        ic: tf.delta_on(id_, d, _xor(a, c), len(c)),
-    }
-
-
 def test_forged_delta_chains_are_refused_everywhere(versions: Versions, tmp_path: Path) -> None:
     v = versions
-    forged = forged_chains({n: v.v1[n].tobytes() for n in NAMES}, {n: v.chunk(n) for n in NAMES})
+    forged = tf.forged_chains([v.v1[n].tobytes() for n in NAMES], [v.chunk(n) for n in NAMES])
     v.forge(forged, tmp_path / "work")
     line = v.repo.gm_fails("checkout", "m@v1.0.0")
     assert "m@v1.0.0" in line and any(c in line for c in forged), line
