@@ -120,6 +120,13 @@ def test_a_simulated_xxh3_collision_is_refused_by_the_files_blake3_digest(versio
     line = assert_one_line_error(cp)
     assert "'m'" in line and "blake3:" in line, line
     assert sha256(v.repo.path / "m.safetensors") == v.v2_sha
+    # fsck --files rebuilds each version in memory: the colliding chunk breaks v1.0.0 only
+    cp = v.colliding(forged.payload, victim, "fsck", "--files", "--no-repair", "--json")
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    doc = json.loads(cp.stdout)
+    assert [p["kind"] for p in doc["problems"]] == ["wrong-file-digest"], doc["problems"]
+    assert {(x["model"], x["version"]) for x in doc["broken"]} == {("m", "model/m/v1.0.0")}, doc["broken"]
+    assert "BLAKE3" in doc["broken"][0]["reason"]
 
 
 def test_forged_delta_chains_are_refused_everywhere(versions: Versions, tmp_path: Path) -> None:
