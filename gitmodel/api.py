@@ -586,7 +586,7 @@ def checkout(
         if isinstance(bad, UnreadableModel):
             result.skipped.append(bad.pointer_path)
             result.errors.append(str(bad.error))
-    plan: list[tuple[ptr.FileEntry, str, bool]] = []
+    plan: list[tuple[ptr.FileEntry, str, str | None]] = []  # file, path, manifest of the bytes it replaces
     conflicts: list[str] = []
     removals: list[tuple[str, str]] = []
     owners: dict[str, str] = {}  # file -> model name, for errors
@@ -600,7 +600,7 @@ def checkout(
                 conflicts.append(rel)
             else:
                 # the old file may go before the new one is whole only if the store has it
-                plan.append((entry, rel, action == "write"))
+                plan.append((entry, rel, _replaced_manifest(ws, rel) if action == "write" else None))
         removals += [(rel, model.model_path) for rel in _extra_files_to_remove(ws, model, force, progress)]
     if conflicts:
         ws.save_cache()
@@ -608,7 +608,7 @@ def checkout(
     from gitmodel.materialize import materialize  # heavy imports only when writing
 
     try:
-        for entry, rel, discard_old in plan:
+        for entry, rel, old in plan:
             try:
                 manifest = ws.read_manifest(entry.manifest)
                 if manifest.digest != entry.digest or manifest.size != entry.size:
@@ -618,14 +618,16 @@ def checkout(
                     raise MissingObjectError("chunk", missing)
                 target = ws.git.abspath(rel)
                 materialize(ws.store, manifest, target, progress(f"checking out {rel}", entry.size) if progress else None,
-                            discard_old=discard_old)
+                            discard_old=old is not None)
             except MissingObjectError as exc:
                 result.failed.append(rel)
                 result.errors.append(f"{rel}: {exc.with_hint(MISSING_DATA_HINT)}")
                 continue
             except DamagedObjectError as exc:  # never wrong bytes: name what cannot be rebuilt
+                kept = _put_back(ws, rel, old) if old is not None else ""
                 raise GitModelError(
-                    f"cannot check out {rel} of model '{owners[rel]}': {exc}; run 'git model fsck' to see what is damaged"
+                    f"cannot check out {rel} of model '{owners[rel]}': {exc}; {kept}"
+                    "run 'git model fsck' to see what is damaged"
                 ) from None
             ws.known.record(entry.digest, entry.manifest)
             ws.cache.record(rel, os.stat(target), entry.digest)
@@ -676,6 +678,32 @@ def _remove_model_file(ws: Workspace, rel: str, model_path: str) -> None:
     while parent != model_root and model_root in parent.parents and not any(parent.iterdir()):
         parent.rmdir()
         parent = parent.parent
+
+
+def _replaced_manifest(ws: Workspace, rel: str) -> str | None:
+    """The manifest of the file at `rel` when the store rebuilds it (checkout may discard it
+    early, and puts it back if the new file cannot be made), None when there is no file."""
+    try:
+        st = os.lstat(ws.git.abspath(rel))
+    except FileNotFoundError:
+        return None
+    return ws.rebuildable(ws.current_digest(rel, st))
+
+
+def _put_back(ws: Workspace, rel: str, mid: str) -> str:
+    """Rebuild the file a failed checkout discarded (its bytes are in the store); say how it went."""
+    from gitmodel.materialize import materialize
+
+    target = ws.git.abspath(rel)
+    if os.path.lexists(target):
+        return ""
+    try:
+        manifest = ws.read_manifest(mid)
+        materialize(ws.store, manifest, target)
+    except GitModelError as exc:
+        return f"the file that was there could not be rebuilt either ({exc}); "
+    ws.cache.record(rel, os.stat(target), manifest.digest)
+    return "the file that was there is kept; "
 
 
 def _plan_file(ws: Workspace, entry: ptr.FileEntry, rel: str, progress: ProgressFactory | None) -> str:

@@ -13,6 +13,7 @@ from gitmodel.store import pack as packfmt
 from gitmodel.store.atomic import write_file_atomic
 from gitmodel.store.loose import ChunkId, ManifestId
 from gitmodel.store.objects import ChunkStore
+from gitmodel.rehash import file_mismatch
 from gitmodel.store.repack import quarantine, rewrite_packs, verified_entry
 
 
@@ -47,11 +48,14 @@ class FsckResult:
         return not self.problems
 
 
-def fsck(store: ChunkStore, git: GitRepo, repair: bool = True, wait: float = 60.0) -> FsckResult:
+def fsck(store: ChunkStore, git: GitRepo, repair: bool = True, wait: float = 60.0, files: bool = False) -> FsckResult:
     """Check the whole store and every pointer the repository knows.
 
     With `repair`, damaged objects are moved to `<store>/quarantine/` (a pack with a damaged
     chunk is first rewritten without it), so a later fetch or add can store them again.
+    With `files`, every live version's file is also rebuilt in memory and its BLAKE3 digest
+    compared with the pointer's: the one check that catches a chunk holding other bytes under
+    its id (an xxh3 collision), at the cost of reading each version whole.
     """
     result = FsckResult()
     if not store.root.exists():
@@ -63,7 +67,7 @@ def fsck(store: ChunkStore, git: GitRepo, repair: bool = True, wait: float = 60.
         _check_packs(store, result, repair)
         _check_loose(store, result, repair)
         _check_manifests(store, result, repair)
-        _check_pointers(store, git, result)
+        _check_pointers(store, git, result, files)
     return result
 
 
@@ -176,12 +180,13 @@ def _aside(store: ChunkStore, path: os.PathLike[str], result: FsckResult) -> Non
     result.quarantined.append(str(moved))
 
 
-def _check_pointers(store: ChunkStore, git: GitRepo, result: FsckResult) -> None:
+def _check_pointers(store: ChunkStore, git: GitRepo, result: FsckResult, files: bool = False) -> None:
     live = scan(git)
     seen_missing: set[str] = set()
     # chunks found damaged and still in place (--no-repair; a delta whose base is damaged is
     # one): the versions naming them are broken too, with why
     damaged = {p.object: p.detail for p in result.problems if p.kind == "damaged-chunk"}
+    rehashed: dict[str, str | None] | None = {} if files else None
     for version in live.versions.values():
         result.pointers += 1
         try:
@@ -195,16 +200,18 @@ def _check_pointers(store: ChunkStore, git: GitRepo, result: FsckResult) -> None
             continue
         label = live.label(version, pointer.name)
         for entry in pointer.files:
-            reason = _file_problem(store, entry.manifest, entry.digest, entry.size, result, seen_missing, damaged)
+            reason = _file_problem(store, entry.manifest, entry.digest, entry.size, result, seen_missing, damaged,
+                                   rehashed)
             if reason is not None:
                 result.broken.append(BrokenVersion(pointer.name, label, entry.path, reason))
 
 
 def _file_problem(
     store: ChunkStore, mid: str, digest: str, size: int, result: FsckResult, seen: set[str],
-    damaged: dict[str, str] | None = None,
+    damaged: dict[str, str] | None = None, rehashed: dict[str, str | None] | None = None,
 ) -> str | None:
-    """Why a pointer's file cannot be rebuilt from the store, or None when it can."""
+    """Why a pointer's file cannot be rebuilt from the store, or None when it can (with
+    `rehashed`, a cache by manifest: also rebuilt and its BLAKE3 digest compared)."""
     try:
         manifest = Manifest.decode(store.get_manifest(ManifestId(mid)), mid)
     except GitModelError:
@@ -224,4 +231,13 @@ def _file_problem(
     bad = [cid for cid, _ in manifest.chunks if damaged and cid in damaged]
     if bad and damaged:
         return f"{len(bad)} chunk(s) damaged, e.g. {damaged[bad[0]]}"
+    if rehashed is not None:
+        if mid not in rehashed:
+            try:
+                rehashed[mid] = file_mismatch(store, manifest)
+            except GitModelError as exc:
+                rehashed[mid] = str(exc)
+            if rehashed[mid] is not None:
+                result.problems.append(Problem("wrong-file-digest", mid, str(rehashed[mid])))
+        return rehashed[mid]
     return None

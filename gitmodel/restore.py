@@ -77,7 +77,10 @@ def checkout_version(
 
     try:
         for entry, rel, target in plan:
-            manifest = ws.read_manifest(entry.manifest)
+            try:
+                manifest = ws.read_manifest(entry.manifest)
+            except MissingObjectError as exc:  # never fetched, or refused by a fetch: name the version
+                raise exc.with_hint(f"the weights of {mv.label} are not in this store") from None
             if manifest.digest != entry.digest or manifest.size != entry.size:
                 raise GitModelError(f"{rel}: the pointer and its manifest {entry.manifest} disagree")
             missing = next((cid for cid, _ in manifest.chunks if not ws.store.has_chunk(cid)), None)

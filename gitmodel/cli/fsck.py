@@ -13,13 +13,15 @@ from gitmodel import api
 
 @click.command("fsck")
 @click.option("--no-repair", is_flag=True, help="Only report; leave damaged objects where they are.")
+@click.option("--files", is_flag=True,
+              help="Also rebuild every version's file in memory and check its BLAKE3 digest (reads each version whole).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (schema in docs/store-format.md).")
-def command(no_repair: bool, as_json: bool) -> None:
+def command(no_repair: bool, files: bool, as_json: bool) -> None:
     """Re-verify the store and name the models and versions that damage breaks (exit 1 if any)."""
     from gitmodel.fsck import fsck
 
     ws = api.Workspace()
-    result = fsck(ws.store, ws.git, repair=not no_repair)
+    result = fsck(ws.store, ws.git, repair=not no_repair, files=files)
     if as_json:
         doc = asdict(result)
         doc["ok"] = result.ok

@@ -17,12 +17,14 @@ from pathlib import Path
 from gitmodel.errors import GitModelError
 from gitmodel.manifest import Manifest
 from gitmodel.progress import Progress, ProgressFactory
+from gitmodel.rehash import file_mismatch
 from gitmodel.remote.base import Remote, RemoteNotFound, Target
 from gitmodel.remote.state import RemoteState, load_state, manifest_key, pack_key, record_dir, save_record
 from gitmodel.store import container
 from gitmodel.store.index import Location
 from gitmodel.store.loose import manifest_id_of
 from gitmodel.store.objects import ChunkId, ChunkStore, ManifestId
+from gitmodel.store.repack import drop_chunks
 
 # Ranges closer than this are read as one (the bytes between are cheaper than a request);
 # one read holds at most MAX_READ bytes, so memory stays bounded whatever the model size.
@@ -123,12 +125,25 @@ def fetch(
         total = sum(loc.length for c in want if (loc := state.chunks.get(bytes.fromhex(c))) is not None)
         tally.progress = progress(f"fetching from {remote_name}", total)
     bad_chunks = _fetch_chunks(store, remote, state, want, owners, jobs, tally, result)
+    suspects: set[str] = set()
+    trusted: set[str] = set()
     for mid, m in manifests.items():
         if any(cid in bad_chunks or not store.has_chunk(cid) for cid, _ in m.chunks):
             continue
+        # each chunk matched its id; the file's BLAKE3 tells a chunk with other bytes under
+        # the same id (an xxh3 collision, a forged remote) apart, before the version is stored
+        problem = file_mismatch(store, m) if any(cid in want for cid, _ in m.chunks) else None
+        if problem is not None:
+            result.damaged.append(Damaged(mid, f"{remote.url}/{manifest_key(mid)}", problem))
+            result.failed_labels += labels.get(mid, [])
+            suspects.update(cid for cid, _ in m.chunks if cid in want)
+            continue
+        trusted.update(cid for cid, _ in m.chunks)
         if mid in raw_manifests:
             store.put_manifest(raw_manifests[mid])
             result.manifests += 1
+    if suspects - trusted:  # not kept: a later fetch, after the remote is repaired, reads them again
+        drop_chunks(store, {bytes.fromhex(c) for c in suspects - trusted})
     store.sync()
     result.bytes_received = tally.bytes
     result.requests = tally.requests
@@ -242,9 +257,17 @@ def _fetch_chunks(
                 owners.setdefault(base, []).extend(owners.get(cid, []))
         if not want and not ready:
             break
-    for cid in deferred:  # a base that could not be had
-        bad.add(cid)
+    for cid, (loc, blob) in sorted(deferred.items()):  # a base that could not be had: say so, or exit 0
         result.failed_labels += owners.get(cid, [])
+        base = codecs.base_of(loc.codec, blob[container.HEADER_SIZE:])
+        reported = base in bad  # that base's own failure was reported (in a loop: by its first member)
+        bad.add(cid)
+        if reported:
+            continue
+        result.damaged.append(Damaged(
+            cid, f"{remote.url}/{pack_key(loc.pack)}@{loc.offset}",
+            f"a delta whose base chunk {base} never arrived (the chain of bases loops, or a base is damaged)",
+        ))
     return bad
 
 
