@@ -67,7 +67,7 @@ class _Reader:
 
     def _load(self) -> None:
         cid, _ = self.chunks[self.index]
-        self.data = memoryview(self.store.get_chunk(ChunkId(cid)))
+        self.data = memoryview(self.store.read_chunk(ChunkId(cid)))
         self.data_start = self.starts[self.index]
         self.index += 1
 

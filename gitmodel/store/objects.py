@@ -273,9 +273,15 @@ class ChunkStore:
 
     def get_chunk(self, cid: ChunkId) -> bytes:
         """The raw bytes of a chunk, verified against its id (a delta's bases decoded and verified too)."""
+        data = self._get(cid, 0)
+        return data if isinstance(data, bytes) else bytes(data)
+
+    def read_chunk(self, cid: ChunkId) -> bytes | bytearray:
+        """As get_chunk, but a decoded chunk comes as the bytearray its codec wrote, which the
+        caller then owns: checkout and numeric diffs skip a copy of every chunk."""
         return self._get(cid, 0)
 
-    def _get(self, cid: ChunkId, depth: int) -> bytes:
+    def _get(self, cid: ChunkId, depth: int) -> bytes | bytearray:
         key = bytes.fromhex(cid)
         for attempt in range(2):
             loc = self.index.lookup(key)
@@ -303,16 +309,28 @@ class ChunkStore:
             raise DamagedObjectError(where, f"{loc.length} bytes", f"{len(blob)} bytes (truncated pack)")
         return blob[: container.HEADER_SIZE], blob[container.HEADER_SIZE :]
 
-    def _read_packed(self, cid: ChunkId, loc: Location, depth: int = 0) -> bytes:
-        head, payload = self.read_entry(loc)
+    def _read_packed(self, cid: ChunkId, loc: Location, depth: int = 0) -> bytes | bytearray:
+        fd = self._pack_fd(loc.pack)
+        blob = os.pread(fd, loc.length, loc.offset)
         where = f"{self.pack_path(loc.pack)}@{loc.offset}"
-        return self.decode_entry(cid, head, payload, loc, where, depth)
+        if len(blob) != loc.length:
+            raise DamagedObjectError(where, f"{loc.length} bytes", f"{len(blob)} bytes (truncated pack)")
+        view = memoryview(blob)  # the payload is decoded in place, not copied out of the entry
+        return self.decode_buffer(cid, view[: container.HEADER_SIZE], view[container.HEADER_SIZE :], loc, where, depth)
 
     def decode_entry(
         self, cid: ChunkId, head: bytes, payload: bytes, loc: Location, where: str, depth: int = 0
     ) -> bytes:
         """A pack entry's raw bytes: header checked against the index, payload decoded by its
         codec (a delta's base read from this store, its own chain too), id verified."""
+        data = self.decode_buffer(cid, head, payload, loc, where, depth)
+        return data if isinstance(data, bytes) else bytes(data)
+
+    def decode_buffer(
+        self, cid: ChunkId, head: bytes | memoryview, payload: bytes | memoryview, loc: Location, where: str,
+        depth: int = 0,
+    ) -> bytes | bytearray:
+        """As decode_entry, returning a decoded chunk as the bytearray its codec wrote (no copy)."""
         from gitmodel import codecs
 
         codec, flags, raw_len = container.parse_header(head, where, container.CONTAINER_V2)
@@ -324,7 +342,7 @@ class ChunkStore:
         if bool(flags & container.FLAG_BASE) != (codec == container.CODEC_XOR_DELTA):
             raise DamagedObjectError(where, "the base flag set for deltas only", f"codec {codec} with flags {flags}")
 
-        def load_base(base: str) -> bytes:
+        def load_base(base: str) -> bytes | bytearray:
             if depth >= MAX_DECODE_DEPTH:
                 raise DamagedObjectError(where, f"a delta chain of at most {MAX_DECODE_DEPTH}", "a longer one (or a loop)")
             try:
@@ -334,8 +352,7 @@ class ChunkStore:
             except GitModelError as exc:
                 raise DeltaBaseError(where, base, exc) from None
 
-        data = codecs.decode(codec, payload, raw_len, cid, load_base, where)
-        return data if isinstance(data, bytes) else bytes(data)
+        return codecs.decode(codec, payload, raw_len, cid, load_base, where)
 
     def _pack_fd(self, name: str) -> int:
         with self._fd_lock:
