@@ -6,7 +6,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -276,18 +276,24 @@ class ChunkStore:
         data = self._get(cid, 0)
         return data if isinstance(data, bytes) else bytes(data)
 
-    def read_chunk(self, cid: ChunkId) -> bytes | bytearray:
+    def read_chunk(self, cid: ChunkId, known: Mapping[str, bytes | bytearray] | None = None) -> bytes | bytearray:
         """As get_chunk, but a decoded chunk comes as the bytearray its codec wrote, which the
-        caller then owns: checkout and numeric diffs skip a copy of every chunk."""
-        return self._get(cid, 0)
+        caller then owns: checkout and numeric diffs skip a copy of every chunk.
 
-    def _get(self, cid: ChunkId, depth: int) -> bytes | bytearray:
+        `known` maps chunk ids to bytes the caller already read from this store (so verified):
+        a delta whose base is among them is decoded against those bytes instead of reading
+        and decoding the base again (a numeric diff holds the old version's chunk, which is
+        the new one's base).
+        """
+        return self._get(cid, 0, known)
+
+    def _get(self, cid: ChunkId, depth: int, known: Mapping[str, bytes | bytearray] | None = None) -> bytes | bytearray:
         key = bytes.fromhex(cid)
         for attempt in range(2):
             loc = self.index.lookup(key)
             if loc is not None:
                 try:
-                    return self._read_packed(cid, loc, depth)
+                    return self._read_packed(cid, loc, depth, known)
                 except FileNotFoundError:
                     pass  # a gc repacked it a moment ago: the index on disk knows where
             elif self.loose.has_chunk(cid):
@@ -309,14 +315,16 @@ class ChunkStore:
             raise DamagedObjectError(where, f"{loc.length} bytes", f"{len(blob)} bytes (truncated pack)")
         return blob[: container.HEADER_SIZE], blob[container.HEADER_SIZE :]
 
-    def _read_packed(self, cid: ChunkId, loc: Location, depth: int = 0) -> bytes | bytearray:
+    def _read_packed(
+        self, cid: ChunkId, loc: Location, depth: int = 0, known: Mapping[str, bytes | bytearray] | None = None,
+    ) -> bytes | bytearray:
         fd = self._pack_fd(loc.pack)
         blob = os.pread(fd, loc.length, loc.offset)
         where = f"{self.pack_path(loc.pack)}@{loc.offset}"
         if len(blob) != loc.length:
             raise DamagedObjectError(where, f"{loc.length} bytes", f"{len(blob)} bytes (truncated pack)")
         view = memoryview(blob)  # the payload is decoded in place, not copied out of the entry
-        return self.decode_buffer(cid, view[: container.HEADER_SIZE], view[container.HEADER_SIZE :], loc, where, depth)
+        return self.decode_buffer(cid, view[: container.HEADER_SIZE], view[container.HEADER_SIZE :], loc, where, depth, known)
 
     def decode_entry(
         self, cid: ChunkId, head: bytes, payload: bytes, loc: Location, where: str, depth: int = 0
@@ -328,9 +336,10 @@ class ChunkStore:
 
     def decode_buffer(
         self, cid: ChunkId, head: bytes | memoryview, payload: bytes | memoryview, loc: Location, where: str,
-        depth: int = 0,
+        depth: int = 0, known: Mapping[str, bytes | bytearray] | None = None,
     ) -> bytes | bytearray:
-        """As decode_entry, returning a decoded chunk as the bytearray its codec wrote (no copy)."""
+        """As decode_entry, returning a decoded chunk as the bytearray its codec wrote (no copy);
+        a delta base found in `known` (see read_chunk) is taken from there."""
         from gitmodel import codecs
 
         codec, flags, raw_len = container.parse_header(head, where, container.CONTAINER_V2)
@@ -345,8 +354,10 @@ class ChunkStore:
         def load_base(base: str) -> bytes | bytearray:
             if depth >= MAX_DECODE_DEPTH:
                 raise DamagedObjectError(where, f"a delta chain of at most {MAX_DECODE_DEPTH}", "a longer one (or a loop)")
+            if known is not None and base in known:
+                return known[base]
             try:
-                return self._get(ChunkId(base), depth + 1)
+                return self._get(ChunkId(base), depth + 1, known)
             except MissingObjectError:
                 raise MissingObjectError("delta base chunk", base) from None  # pull fetches it
             except GitModelError as exc:

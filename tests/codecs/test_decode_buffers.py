@@ -13,6 +13,7 @@ from codec_values import cid, specials, weights
 from gitmodel import codecs
 from gitmodel.codecs import planes
 from gitmodel.codecs.dtypes import BF16, FP16, FP32
+from gitmodel.errors import DamagedObjectError
 from gitmodel.store import ChunkId, ChunkStore
 
 
@@ -85,3 +86,29 @@ def test_read_chunk_gives_the_caller_a_buffer_of_its_own(tmp_path: Path) -> None
         assert store.read_chunk(ChunkId(c)) == data
         assert store.get_chunk(ChunkId(c)) == data
         assert isinstance(store.get_chunk(ChunkId(c)), bytes)
+
+
+def test_a_delta_decodes_against_a_known_base_without_reading_it(tmp_path: Path) -> None:
+    # a numeric diff holds the old version's chunk, which is the new one's delta base
+    store = ChunkStore(tmp_path / "store")
+    base = weights("BF16", 100_000, seed=5)
+    moved = np.frombuffer(base, dtype=np.uint16).copy()
+    moved[1::3] ^= 3
+    child = moved.tobytes()
+    store.put_chunk(ChunkId(cid(base)), base, dtype="BF16")
+    store.put_chunk(ChunkId(cid(child)), child, dtype="BF16", base=ChunkId(cid(base)))
+    loc = store.locate(ChunkId(cid(base)))
+    assert loc is not None and store.locate(ChunkId(cid(child))).codec == codecs.CODEC_XOR_DELTA  # type: ignore[union-attr]
+    pack = store.pack_path(loc.pack)
+    pack.chmod(0o644)
+    with open(pack, "r+b") as f:  # damage the base where it is stored
+        f.seek(loc.offset + loc.length - 5)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    store = ChunkStore(store.root)
+    with pytest.raises(DamagedObjectError):
+        store.read_chunk(ChunkId(cid(child)))
+    assert store.read_chunk(ChunkId(cid(child)), {cid(base): base}) == child
+    with pytest.raises(DamagedObjectError):  # a known map without the base changes nothing
+        store.read_chunk(ChunkId(cid(child)), {cid(child): child})
