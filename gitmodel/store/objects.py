@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from gitmodel.errors import DamagedObjectError, GitModelError, MissingObjectError, UnsupportedVersionError
 from gitmodel.pipeline import OrderedStage
 from gitmodel.store import container
-from gitmodel.store.atomic import write_file_atomic
+from gitmodel.store.atomic import fsync_dir, write_file_atomic
 from gitmodel.store.index import Location, PackIndex
 from gitmodel.store.loose import ChunkId, LooseStore, ManifestId, chunk_id_of, manifest_id_of, read_store_version
 from gitmodel.store.pack import Entry, PackFile
@@ -30,6 +30,10 @@ MIN_STORE_VERSION = 1
 # Chosen by measurement (docs/benchmarks.md): one fsync per pack costs little at 64 MiB,
 # a pack is a reasonable unit to upload, and the writer holds no pack in memory anyway.
 PACK_TARGET = 64 << 20
+# A writer syncs its full packs together, once per this many bytes and when it finishes
+# (rather than one fsync per pack, which stalled the chunk workers behind each one): a long
+# add or fetch still leaves durable packs behind it to resume from if it is killed.
+PUBLISH_EVERY = 1 << 30
 LOCK_NAME = "lock"
 # Writers keep delta chains at most codecs.MAX_CHAIN (4) deep; a reader follows a few more (a
 # store written with another bound) but never loops: a chain this long is damage.
@@ -434,6 +438,7 @@ class PackWriter(OrderedStage[Encoded]):
         super().__init__("gitmodel-pack", depth)
         self._store = store
         self._pack: PackFile | None = None
+        self._sealed: list[PackFile] = []  # full packs in tmp/, written but not yet synced
         self.packs: list[str] = []
         self.start()
 
@@ -444,37 +449,59 @@ class PackWriter(OrderedStage[Encoded]):
                 self._pack = PackFile(self._store.tmp_dir)
             self._pack.add(chunk, codec, flags, raw_len, payload)
             if self._pack.size >= self._store.pack_target:
-                self._publish()
+                self._seal()
+                if sum(p.size for p in self._sealed) >= PUBLISH_EVERY:
+                    self._publish()
         except OSError as exc:
             raise GitModelError(f"cannot write to the store {self._store.root}: {exc.strerror or exc}") from None
 
-    def _publish(self) -> None:
+    def _seal(self) -> None:
         pack, self._pack = self._pack, None
-        if pack is None or not pack.entries:
-            if pack is not None:
-                pack.abort()
+        if pack is None:
+            return
+        if not pack.entries:
+            pack.abort()
             return
         try:
-            name, entries = pack.finish(self._store.packs_dir, self._store.index_dir)
+            pack.seal()
         except BaseException:
             pack.abort()
             raise
-        self._store.index.add_pack(name, entries)
-        self.packs.append(name)
+        self._sealed.append(pack)
+
+    def _publish(self) -> None:
+        """Make every sealed pack durable and visible: fsync each, rename each into packs/, one
+        fsync of packs/, then their index files (docs/store-format.md, write ordering)."""
+        sealed, self._sealed = self._sealed, []
+        try:
+            for pack in sealed:
+                pack.sync()
+            names = [pack.rename(self._store.packs_dir) for pack in sealed]
+            if names:
+                fsync_dir(self._store.packs_dir)
+            for pack in sealed:
+                name = pack.write_index(self._store.index_dir)
+                self._store.index.add_pack(name, pack.entries)
+                self.packs.append(name)
+        except BaseException:
+            for pack in sealed:
+                pack.abort()  # a pack already renamed stays for gc: no index names it
+            raise
 
     def finish(self) -> None:
-        """Publish the last pack; every chunk put is then durable and found by the index."""
+        """Publish the last packs; every chunk put is then durable and found by the index."""
         super().finish()
         try:
+            self._seal()
             self._publish()
         except OSError as exc:
             raise GitModelError(f"cannot write to the store {self._store.root}: {exc.strerror or exc}") from None
 
     def abort(self) -> None:
         super().abort()
-        if self._pack is not None:
-            self._pack.abort()
-            self._pack = None
+        for pack in [*self._sealed, *([self._pack] if self._pack is not None else [])]:
+            pack.abort()
+        self._sealed, self._pack = [], None
 
     def __enter__(self) -> PackWriter:
         return self
