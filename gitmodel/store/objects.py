@@ -222,7 +222,7 @@ class ChunkStore:
         if depth is None or depth >= MAX_CHAIN:
             return None
         try:
-            data = self.get_chunk(base)
+            data = self.read_chunk(base)  # only read: no copy into bytes
         except GitModelError:
             return None  # a damaged or missing base: the chunk is stored whole, fsck reports the base
         return Base(base, data, depth)
