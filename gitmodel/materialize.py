@@ -79,7 +79,7 @@ def materialize(
         hasher = blake3.blake3()
         n = workers()
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="gitmodel-read") as pool:
-            pending: deque[Future[bytes]] = deque()
+            pending: deque[Future[bytes | bytearray]] = deque()
             chunks = iter(manifest.chunks)
 
             def fill() -> None:
@@ -129,7 +129,7 @@ def materialize(
     fsync_dir(target.parent)
 
 
-class _Writer(OrderedStage[bytes]):
+class _Writer(OrderedStage["bytes | bytearray"]):
     """Writes chunks to a file in order, starting writeback as it goes."""
 
     def __init__(self, fd: int, target: Path) -> None:
@@ -139,7 +139,7 @@ class _Writer(OrderedStage[bytes]):
         self._written = self._flushed = 0
         self.start()
 
-    def handle(self, data: bytes) -> None:
+    def handle(self, data: bytes | bytearray) -> None:
         try:
             write_all(self._fd, data)
         except OSError as exc:
@@ -168,8 +168,8 @@ def _short(name: str) -> str:
     return name.encode("utf-8")[:64].decode("utf-8", errors="ignore")
 
 
-def _read_chunk(store: ChunkStore, cid: ChunkId, length: int) -> bytes:
-    data = store.get_chunk(cid)
+def _read_chunk(store: ChunkStore, cid: ChunkId, length: int) -> bytes | bytearray:
+    data = store.read_chunk(cid)
     if len(data) != length:
         raise DamagedObjectError(f"chunk {cid}", f"{length} bytes", f"{len(data)} bytes")
     return data

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 BLOCK = 4 << 20
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
 _ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}
+# Chunks a reader keeps for its peer: a block of BLOCK bytes spans at most this many chunks
+# of a tensor cut into 4 MiB pieces, or a few of its group's smaller ones.
+_RECENT = 4
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,8 @@ class NumericDiff:
 
 
 class _Reader:
-    """Sequential reads of a byte range of a file rebuilt from its manifest's chunks, one chunk in memory."""
+    """Sequential reads of a byte range of a file rebuilt from its manifest's chunks, one chunk in
+    memory (a few when it keeps them for the reader of the other version)."""
 
     def __init__(self, store: ChunkStore, manifest: Manifest, offset: int, length: int) -> None:
         self.store = store
@@ -64,10 +68,20 @@ class _Reader:
         self.index = bisect.bisect_right(self.starts, offset) - 1
         self.data = memoryview(b"")
         self.data_start = 0
+        # the last chunks read, by id; the reader of the other version (`peer`) reads the same
+        # range first, and its chunk there is usually this one's delta base
+        self.recent: dict[str, bytes | bytearray] = {}
+        self.peer: _Reader | None = None
+        self.keeps_recent = False
 
     def _load(self) -> None:
         cid, _ = self.chunks[self.index]
-        self.data = memoryview(self.store.get_chunk(ChunkId(cid)))
+        raw = self.store.read_chunk(ChunkId(cid), self.peer.recent if self.peer is not None else None)
+        if self.keeps_recent:
+            self.recent[cid] = raw
+        if len(self.recent) > _RECENT:
+            del self.recent[next(iter(self.recent))]
+        self.data = memoryview(raw)
         self.data_start = self.starts[self.index]
         self.index += 1
 
@@ -183,6 +197,7 @@ def numeric_diff(store: ChunkStore, old: ptr.Pointer, new: ptr.Pointer, names: I
             continue
         ro = _Reader(store, manifests[old_files[name].manifest], oe.offset, oe.length)
         rn = _Reader(store, manifests[new_files[name].manifest], ne.offset, ne.length)
+        ro.keeps_recent, rn.peer = True, ro  # old blocks are read first: a new chunk stored as a delta finds its base in memory
         jobs.append((name, n.dtype, ro, rn, ne.length))
 
     def run(job: tuple[str, str, _Reader, _Reader, int]) -> TensorStats:

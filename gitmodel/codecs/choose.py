@@ -10,8 +10,10 @@ from gitmodel.codecs.dtypes import GUESSES, is_known, layout_for
 from gitmodel.codecs.planes import TRANSFORM_NONE, TRANSFORM_SPARSE, PlaneLayout
 from gitmodel.codecs.registry import CODEC_PLANES, CODEC_RAW, CODEC_XOR_DELTA, CODEC_ZSTD
 
-# A chunk longer than 4 samples is judged by encoding its first SAMPLE bytes every way; only
-# the winner then encodes the whole chunk. A multiple of 8 keeps values whole in the sample.
+# A chunk longer than 2 samples is judged by encoding its first SAMPLE bytes every way; only
+# the winner then encodes the whole chunk (at 2 samples both ways cost the same; above, the
+# sample is cheaper: a third of a bf16 checkpoint's bytes are in 256-512 KiB chunks, once
+# encoded every way in full). A multiple of 8 keeps values whole in the sample.
 SAMPLE = 128 << 10
 # Plain zstd is kept only when it saves a quarter: on float data it saves ~20% and decodes at
 # ~0.6 GB/s per core, slower than the disk a checkout writes to (docs/store-format.md, v1).
@@ -19,6 +21,12 @@ _ZSTD_MIN_SAVING_SHIFT = 2
 _SPARSE_HANDICAP_SHIFT = 4
 # Below this, a chunk is stored raw: no codec header or frame pays for itself.
 MIN_LENGTH = 64
+# With a known dtype, the share of values a chunk shares with its base decides the ways tried
+# (measured on bf16 series, docs/codecs.md): at or above _SPARSE_SURE the sparse delta is the
+# smallest every time; under _DELTA_NEVER a delta never is.
+_SPARSE_SURE = 0.6
+_NEAR_COPY = 0.98
+_DELTA_NEVER = 0.02
 # A delta's base may itself be a delta, up to this many deltas deep: reading a chunk decodes
 # its whole chain, so a bound keeps checkout near disk speed; past it the chunk is stored
 # whole again. 4 lets a series of 5 training checkpoints cost one whole chunk and 4 deltas.
@@ -96,6 +104,37 @@ def _encode_way(way: _Way, data: bytes | memoryview, base: Base | None, level: i
     return Encoding(CODEC_XOR_DELTA, head + body, base.chunk_id, base.depth + 1)
 
 
+def _zero_share(data: bytes | memoryview, base: Base, layout: PlaneLayout) -> float:
+    """The share of whole values of `data` equal to the base's (zero in their XOR)."""
+    import numpy as np
+
+    w = layout.width
+    count = min(len(data), len(base.data)) // w
+    if count == 0:
+        return 0.0
+    ours = np.frombuffer(data, dtype=f"<u{w}", count=count)
+    theirs = np.frombuffer(base.data, dtype=f"<u{w}", count=count)
+    return float(np.count_nonzero(ours == theirs)) / count
+
+
+def _likely_ways(ways: list[_Way], sample: bytes | memoryview, base: Base, layout: PlaneLayout) -> list[_Way]:
+    """The ways worth trying on the sample, decided by how many values the base shares.
+
+    A chunk that shares most of its values with its base (a checkpoint of the same run: a
+    quarter of bf16 values move per save) is always smallest as a sparse delta, one that shares
+    almost none (a rewritten layer) never as a delta; only in between is every way tried. On
+    a training series this saves four of five sample encodings per chunk (docs/codecs.md).
+    """
+    share = _zero_share(sample, base, layout)
+    if share >= _SPARSE_SURE:
+        # a near copy of its base is a few zstd bytes as a plain delta: tried too
+        return [w for w in ways if w.delta and (
+            (w.layout is not None and w.layout.transform & TRANSFORM_SPARSE) or (w.layout is None and share >= _NEAR_COPY))]
+    if share < _DELTA_NEVER:
+        return [w for w in ways if not w.delta]
+    return ways
+
+
 def encode_with(
     codec: int, data: bytes | memoryview, layout: PlaneLayout | None = None, base: Base | None = None,
     inner: int = CODEC_PLANES,
@@ -152,11 +191,13 @@ def choose(
             ways.append(_Way(delta_layout(layout), True))
             if layout is not None:
                 ways.append(_Way(sparse(delta_layout(layout)), True))
-    whole = n <= 4 * SAMPLE
+    whole = n <= 2 * SAMPLE
     sample = data if whole else memoryview(data)[:SAMPLE]
     sample_base = base
     if base is not None and not whole:
         sample_base = Base(base.chunk_id, memoryview(base.data)[:SAMPLE], base.depth)
+    if sample_base is not None and known is not None and any(w.delta for w in ways):
+        ways = _likely_ways(ways, sample, sample_base, known)
     best: Encoding | None = None
     best_way: _Way | None = None
     best_score = 0

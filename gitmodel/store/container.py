@@ -67,7 +67,7 @@ def header(version: int, codec: int, flags: int, raw_len: int) -> bytes:
     return HEADER.pack(MAGIC, version, codec, flags, raw_len)
 
 
-def parse_header(head: bytes, where: str, max_version: int) -> tuple[int, int, int]:
+def parse_header(head: bytes | memoryview, where: str, max_version: int) -> tuple[int, int, int]:
     """Check a container header; return (codec, flags, raw length)."""
     if len(head) < HEADER_SIZE:
         raise DamagedObjectError(where, "a 16-byte header", f"{len(head)} bytes")

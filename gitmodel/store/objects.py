@@ -6,7 +6,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from gitmodel.errors import DamagedObjectError, GitModelError, MissingObjectError, UnsupportedVersionError
 from gitmodel.pipeline import OrderedStage
 from gitmodel.store import container
-from gitmodel.store.atomic import write_file_atomic
+from gitmodel.store.atomic import fsync_dir, write_file_atomic
 from gitmodel.store.index import Location, PackIndex
 from gitmodel.store.loose import ChunkId, LooseStore, ManifestId, chunk_id_of, manifest_id_of, read_store_version
 from gitmodel.store.pack import Entry, PackFile
@@ -30,6 +30,10 @@ MIN_STORE_VERSION = 1
 # Chosen by measurement (docs/benchmarks.md): one fsync per pack costs little at 64 MiB,
 # a pack is a reasonable unit to upload, and the writer holds no pack in memory anyway.
 PACK_TARGET = 64 << 20
+# A writer syncs its full packs together, once per this many bytes and when it finishes
+# (rather than one fsync per pack, which stalled the chunk workers behind each one): a long
+# add or fetch still leaves durable packs behind it to resume from if it is killed.
+PUBLISH_EVERY = 1 << 30
 LOCK_NAME = "lock"
 # Writers keep delta chains at most codecs.MAX_CHAIN (4) deep; a reader follows a few more (a
 # store written with another bound) but never loops: a chain this long is damage.
@@ -218,7 +222,7 @@ class ChunkStore:
         if depth is None or depth >= MAX_CHAIN:
             return None
         try:
-            data = self.get_chunk(base)
+            data = self.read_chunk(base)  # only read: no copy into bytes
         except GitModelError:
             return None  # a damaged or missing base: the chunk is stored whole, fsck reports the base
         return Base(base, data, depth)
@@ -273,15 +277,27 @@ class ChunkStore:
 
     def get_chunk(self, cid: ChunkId) -> bytes:
         """The raw bytes of a chunk, verified against its id (a delta's bases decoded and verified too)."""
-        return self._get(cid, 0)
+        data = self._get(cid, 0)
+        return data if isinstance(data, bytes) else bytes(data)
 
-    def _get(self, cid: ChunkId, depth: int) -> bytes:
+    def read_chunk(self, cid: ChunkId, known: Mapping[str, bytes | bytearray] | None = None) -> bytes | bytearray:
+        """As get_chunk, but a decoded chunk comes as the bytearray its codec wrote, which the
+        caller then owns: checkout and numeric diffs skip a copy of every chunk.
+
+        `known` maps chunk ids to bytes the caller already read from this store (so verified):
+        a delta whose base is among them is decoded against those bytes instead of reading
+        and decoding the base again (a numeric diff holds the old version's chunk, which is
+        the new one's base).
+        """
+        return self._get(cid, 0, known)
+
+    def _get(self, cid: ChunkId, depth: int, known: Mapping[str, bytes | bytearray] | None = None) -> bytes | bytearray:
         key = bytes.fromhex(cid)
         for attempt in range(2):
             loc = self.index.lookup(key)
             if loc is not None:
                 try:
-                    return self._read_packed(cid, loc, depth)
+                    return self._read_packed(cid, loc, depth, known)
                 except FileNotFoundError:
                     pass  # a gc repacked it a moment ago: the index on disk knows where
             elif self.loose.has_chunk(cid):
@@ -303,16 +319,31 @@ class ChunkStore:
             raise DamagedObjectError(where, f"{loc.length} bytes", f"{len(blob)} bytes (truncated pack)")
         return blob[: container.HEADER_SIZE], blob[container.HEADER_SIZE :]
 
-    def _read_packed(self, cid: ChunkId, loc: Location, depth: int = 0) -> bytes:
-        head, payload = self.read_entry(loc)
+    def _read_packed(
+        self, cid: ChunkId, loc: Location, depth: int = 0, known: Mapping[str, bytes | bytearray] | None = None,
+    ) -> bytes | bytearray:
+        fd = self._pack_fd(loc.pack)
+        blob = os.pread(fd, loc.length, loc.offset)
         where = f"{self.pack_path(loc.pack)}@{loc.offset}"
-        return self.decode_entry(cid, head, payload, loc, where, depth)
+        if len(blob) != loc.length:
+            raise DamagedObjectError(where, f"{loc.length} bytes", f"{len(blob)} bytes (truncated pack)")
+        view = memoryview(blob)  # the payload is decoded in place, not copied out of the entry
+        return self.decode_buffer(cid, view[: container.HEADER_SIZE], view[container.HEADER_SIZE :], loc, where, depth, known)
 
     def decode_entry(
         self, cid: ChunkId, head: bytes, payload: bytes, loc: Location, where: str, depth: int = 0
     ) -> bytes:
         """A pack entry's raw bytes: header checked against the index, payload decoded by its
         codec (a delta's base read from this store, its own chain too), id verified."""
+        data = self.decode_buffer(cid, head, payload, loc, where, depth)
+        return data if isinstance(data, bytes) else bytes(data)
+
+    def decode_buffer(
+        self, cid: ChunkId, head: bytes | memoryview, payload: bytes | memoryview, loc: Location, where: str,
+        depth: int = 0, known: Mapping[str, bytes | bytearray] | None = None,
+    ) -> bytes | bytearray:
+        """As decode_entry, returning a decoded chunk as the bytearray its codec wrote (no copy);
+        a delta base found in `known` (see read_chunk) is taken from there."""
         from gitmodel import codecs
 
         codec, flags, raw_len = container.parse_header(head, where, container.CONTAINER_V2)
@@ -324,18 +355,19 @@ class ChunkStore:
         if bool(flags & container.FLAG_BASE) != (codec == container.CODEC_XOR_DELTA):
             raise DamagedObjectError(where, "the base flag set for deltas only", f"codec {codec} with flags {flags}")
 
-        def load_base(base: str) -> bytes:
+        def load_base(base: str) -> bytes | bytearray:
             if depth >= MAX_DECODE_DEPTH:
                 raise DamagedObjectError(where, f"a delta chain of at most {MAX_DECODE_DEPTH}", "a longer one (or a loop)")
+            if known is not None and base in known:
+                return known[base]
             try:
-                return self._get(ChunkId(base), depth + 1)
+                return self._get(ChunkId(base), depth + 1, known)
             except MissingObjectError:
                 raise MissingObjectError("delta base chunk", base) from None  # pull fetches it
             except GitModelError as exc:
                 raise DeltaBaseError(where, base, exc) from None
 
-        data = codecs.decode(codec, payload, raw_len, cid, load_base, where)
-        return data if isinstance(data, bytes) else bytes(data)
+        return codecs.decode(codec, payload, raw_len, cid, load_base, where)
 
     def _pack_fd(self, name: str) -> int:
         with self._fd_lock:
@@ -406,6 +438,7 @@ class PackWriter(OrderedStage[Encoded]):
         super().__init__("gitmodel-pack", depth)
         self._store = store
         self._pack: PackFile | None = None
+        self._sealed: list[PackFile] = []  # full packs in tmp/, written but not yet synced
         self.packs: list[str] = []
         self.start()
 
@@ -416,37 +449,59 @@ class PackWriter(OrderedStage[Encoded]):
                 self._pack = PackFile(self._store.tmp_dir)
             self._pack.add(chunk, codec, flags, raw_len, payload)
             if self._pack.size >= self._store.pack_target:
-                self._publish()
+                self._seal()
+                if sum(p.size for p in self._sealed) >= PUBLISH_EVERY:
+                    self._publish()
         except OSError as exc:
             raise GitModelError(f"cannot write to the store {self._store.root}: {exc.strerror or exc}") from None
 
-    def _publish(self) -> None:
+    def _seal(self) -> None:
         pack, self._pack = self._pack, None
-        if pack is None or not pack.entries:
-            if pack is not None:
-                pack.abort()
+        if pack is None:
+            return
+        if not pack.entries:
+            pack.abort()
             return
         try:
-            name, entries = pack.finish(self._store.packs_dir, self._store.index_dir)
+            pack.seal()
         except BaseException:
             pack.abort()
             raise
-        self._store.index.add_pack(name, entries)
-        self.packs.append(name)
+        self._sealed.append(pack)
+
+    def _publish(self) -> None:
+        """Make every sealed pack durable and visible: fsync each, rename each into packs/, one
+        fsync of packs/, then their index files (docs/store-format.md, write ordering)."""
+        sealed, self._sealed = self._sealed, []
+        try:
+            for pack in sealed:
+                pack.sync()
+            names = [pack.rename(self._store.packs_dir) for pack in sealed]
+            if names:
+                fsync_dir(self._store.packs_dir)
+            for pack in sealed:
+                name = pack.write_index(self._store.index_dir)
+                self._store.index.add_pack(name, pack.entries)
+                self.packs.append(name)
+        except BaseException:
+            for pack in sealed:
+                pack.abort()  # a pack already renamed stays for gc: no index names it
+            raise
 
     def finish(self) -> None:
-        """Publish the last pack; every chunk put is then durable and found by the index."""
+        """Publish the last packs; every chunk put is then durable and found by the index."""
         super().finish()
         try:
+            self._seal()
             self._publish()
         except OSError as exc:
             raise GitModelError(f"cannot write to the store {self._store.root}: {exc.strerror or exc}") from None
 
     def abort(self) -> None:
         super().abort()
-        if self._pack is not None:
-            self._pack.abort()
-            self._pack = None
+        for pack in [*self._sealed, *([self._pack] if self._pack is not None else [])]:
+            pack.abort()
+        self._sealed, self._pack = [], None
 
     def __enter__(self) -> PackWriter:
         return self

@@ -111,6 +111,9 @@ class PackFile:
         self.entries: list[Entry] = []
         self.size = 0
         self._flushed = 0
+        self._table = b""
+        self._tmp_dir = tmp_dir
+        self._renamed = False
         self._write(PACK_HEADER)
 
     def _write(self, *parts: bytes | memoryview) -> None:
@@ -131,24 +134,51 @@ class PackFile:
 
     def finish(self, packs_dir: Path, index_dir: Path) -> tuple[str, list[Entry]]:
         """Write the table and footer, make the pack durable, then its index file; return its name."""
+        self.seal()
+        self.sync()
+        self.rename(packs_dir)
+        fsync_dir(packs_dir)
+        return self.write_index(index_dir), self.entries
+
+    # finish() in four steps, so that a writer of several packs syncs them in one pass
+    # (seal each as it fills; at the end sync all, rename all, one fsync of packs/, indexes)
+    def seal(self) -> None:
+        """Write the table and footer and start their writeback; the pack stays in tmp/."""
         table = encode_table(self.entries)
-        table_at = self.size
-        self._write(table, FOOTER.pack(table_at, len(self.entries), FOOTER_MAGIC))
+        self._table = table
+        self._write(table, FOOTER.pack(self.size, len(self.entries), FOOTER_MAGIC))
+        start_writeback(self._fd, self._flushed, self.size - self._flushed)
+        self._flushed = self.size
+
+    def sync(self) -> None:
+        """Make the sealed pack durable (its fsync) and close it."""
         try:
             os.fsync(self._fd)
         finally:
             os.close(self._fd)
-        name = pack_name(table)
-        target = packs_dir / f"{name}.pack"
-        os.replace(self.tmp, target)
-        fsync_dir(packs_dir)
-        # the index only after the pack: an index never names a pack that is not whole
-        write_file_atomic(index_dir / f"{name}.idx", INDEX_HEADER + table, self.tmp.parent, mode=0o444)
-        return name, self.entries
+            self._fd = -1
+
+    def rename(self, packs_dir: Path) -> str:
+        """Move the durable pack into packs/ under its name (the caller fsyncs packs/ after)."""
+        name = pack_name(self._table)
+        os.replace(self.tmp, packs_dir / f"{name}.pack")
+        self._renamed = True
+        return name
+
+    def write_index(self, index_dir: Path) -> str:
+        """The pack's index file, durable; only after the pack is (an index never names a pack
+        that is not whole). Returns the pack's name."""
+        name = pack_name(self._table)
+        write_file_atomic(index_dir / f"{name}.idx", INDEX_HEADER + self._table, self._tmp_dir, mode=0o444)
+        return name
 
     def abort(self) -> None:
-        try:
-            os.close(self._fd)
-        except OSError:
-            pass
-        unlink_quietly(self.tmp)
+        """Close and delete a pack not yet renamed into packs/ (a renamed one is left to gc)."""
+        if self._fd >= 0:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = -1
+        if not self._renamed:
+            unlink_quietly(self.tmp)

@@ -127,12 +127,19 @@ class DeltaGcMachine(RuleBasedStateMachine):
         if cp.returncode == 0:
             blobs.add(cp.stdout)
         out: set[str] = set()
+        manifests: set[str] = set()
         for blob in blobs:
             from gitmodel import pointer as ptr
 
-            for entry in ptr.decode(blob, POINTER).files:
-                manifest = Manifest.decode(store.get_manifest(ManifestId(entry.manifest)), entry.manifest)
-                out |= {c for c, _ in manifest.chunks}
+            manifests |= {entry.manifest for entry in ptr.decode(blob, POINTER).files}
+        # a version an amend left behind stays live through its audit event (gc keeps what an
+        # audit note names); it is needed only when no later version deltas against it
+        from gitmodel.liveness import scan
+
+        manifests |= {m for m in scan(self.ws.git).notes_manifests if store.has_manifest(m)}  # ids gc matches as strings
+        for mid in manifests:
+            manifest = Manifest.decode(store.get_manifest(ManifestId(mid)), mid)
+            out |= {c for c, _ in manifest.chunks}
         return out
 
     @staticmethod

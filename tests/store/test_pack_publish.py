@@ -1,0 +1,91 @@
+"""A pack writer syncs its full packs together: sealed in tmp/, then all synced, renamed and
+indexed at once (every PUBLISH_EVERY bytes and at the end); an aborted writer leaves nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import xxhash
+
+from gitmodel.store import ChunkId, ChunkStore
+from gitmodel.store import objects
+from gitmodel.store.pack import PackFile
+
+
+def _chunks(count: int, size: int = 20_000) -> list[tuple[str, bytes]]:
+    out = []
+    for i in range(count):
+        data = os.urandom(size - 8) + i.to_bytes(8, "little")
+        out.append((xxhash.xxh3_128_hexdigest(data), data))
+    return out
+
+
+def _encoded(cid: str, data: bytes) -> objects.Encoded:
+    return bytes.fromhex(cid), 0, 0, len(data), data
+
+
+def test_full_packs_wait_in_tmp_until_the_writer_finishes(tmp_path: Path) -> None:
+    store = ChunkStore(tmp_path / "store", pack_target=50_000)  # about 3 chunks a pack
+    chunks = _chunks(10)
+    writer = store.pack_writer()
+    for cid, data in chunks:
+        writer.put(_encoded(cid, data))
+    writer.put(_encoded(*chunks[0]))  # the queue is in order: when this is handled, so are the rest
+    while writer.is_alive() and len(writer._sealed) < 3:  # sealed as they fill, on the writer's thread
+        writer.join(0.01)
+    assert len(writer._sealed) >= 3
+    assert list(store.packs_dir.iterdir()) == [] and list(store.index_dir.iterdir()) == []
+    assert not any(store.has_chunk(ChunkId(c)) for c, _ in chunks)  # nothing visible before it is durable
+    writer.finish()
+    assert len(writer.packs) == len(list(store.packs_dir.glob("*.pack"))) == len(list(store.index_dir.glob("*.idx"))) >= 4
+    assert [p for p in store.tmp_dir.iterdir()] == []
+    reopened = ChunkStore(store.root)
+    for cid, data in chunks:
+        assert reopened.get_chunk(ChunkId(cid)) == data
+
+
+def test_a_long_writer_publishes_every_publish_every_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(objects, "PUBLISH_EVERY", 100_000)
+    store = ChunkStore(tmp_path / "store", pack_target=50_000)
+    chunks = _chunks(12)
+    writer = store.pack_writer()
+    for cid, data in chunks[:9]:
+        writer.put(_encoded(cid, data))
+    while writer.is_alive() and not writer.packs:
+        writer.join(0.01)
+    published = list(writer.packs)
+    assert published and len(list(store.index_dir.glob("*.idx"))) >= len(published)
+    # what is published is durable and readable while the writer goes on
+    assert ChunkStore(store.root).get_chunk(ChunkId(chunks[0][0])) == chunks[0][1]
+    for cid, data in chunks[9:]:
+        writer.put(_encoded(cid, data))
+    writer.finish()
+    assert all(ChunkStore(store.root).get_chunk(ChunkId(c)) == d for c, d in chunks)
+
+
+def test_an_aborted_writer_leaves_no_pack_behind(tmp_path: Path) -> None:
+    store = ChunkStore(tmp_path / "store", pack_target=50_000)
+    chunks = _chunks(8)
+    writer = store.pack_writer()
+    for cid, data in chunks:
+        writer.put(_encoded(cid, data))
+    while writer.is_alive() and len(writer._sealed) < 2:
+        writer.join(0.01)
+    writer.abort()
+    assert list(store.tmp_dir.iterdir()) == [] and list(store.packs_dir.iterdir()) == []
+    assert not any(ChunkStore(store.root).has_chunk(ChunkId(c)) for c, _ in chunks)
+
+
+def test_a_pack_file_finished_in_one_call_is_whole(tmp_path: Path) -> None:
+    # push stages packs with PackFile.finish: seal, sync, rename, index in one call
+    for sub in ("packs", "index", "tmp"):
+        (tmp_path / sub).mkdir()
+    pack = PackFile(tmp_path / "tmp")
+    (cid, data), = _chunks(1)
+    pack.add(bytes.fromhex(cid), 0, 0, len(data), data)
+    name, entries = pack.finish(tmp_path / "packs", tmp_path / "index")
+    assert [p.name for p in (tmp_path / "packs").iterdir()] == [f"{name}.pack"]
+    assert [p.name for p in (tmp_path / "index").iterdir()] == [f"{name}.idx"]
+    assert list((tmp_path / "tmp").iterdir()) == [] and len(entries) == 1
