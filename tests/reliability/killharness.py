@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.reliability.budget import seed as fresh_seed
 from conftest import Repo, find_git_model, sha256
@@ -68,6 +69,7 @@ class Killer:
     command: str
     seed: int = field(default_factory=fresh_seed)
     round: int = -1
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → `stages --json`, as last checked
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -112,10 +114,12 @@ class Killer:
     def survived(self) -> None:
         self.tally.survived += 1
 
-    def finish(self, min_landed: int = 1) -> None:
-        """Write the tally; at least `min_landed` kills must have hit a running command."""
+    def finish(self) -> None:
+        """Write the tally; a quarter of the kills must have hit a running command (none is
+        required of a short slice of 2 or 3: a loaded machine runs some commands faster than
+        the measured run, and a kill that lands after the end checks the finished state)."""
         self.tally.write(self.seed)
-        assert self.tally.landed >= min_landed, self.where(
+        assert self.tally.landed >= self.tally.attempted // 4, self.where(
             f"only {self.tally.landed} of {self.tally.attempted} kills landed while the command ran")
 
 
@@ -210,22 +214,29 @@ def age(paths: list[Path], seconds: int = 2 * 3600) -> None:
         os.utime(p, (st.st_atime - seconds, st.st_mtime - seconds))
 
 
-def audit_events(repo: Repo, k: Killer, when: str = "after the kill") -> list[dict[str, object]]:
-    cp = repo.gm("audit", "--json", check=False)
-    assert cp.returncode == 0 and "Traceback" not in cp.stderr, k.where(f"{when}: audit: {cp.stderr}")
-    events = json.loads(cp.stdout)["events"]
-    assert isinstance(events, list)
-    return events
-
-
-def registry_consistent(repo: Repo, names: Sequence[str], k: Killer, when: str = "after the kill") -> None:
+def registry_consistent(repo: Repo, names: Sequence[str], k: Killer, when: str = "after the kill",
+                        unfinished_tag: str | None = None, light: bool = False) -> tuple[list[dict[str, object]], list[str]]:
     """`git fsck` clean; `audit --verify` clean (the event chain whole, every version tag with its
-    event); every version tag's commit holds the model's pointer; `stages` and `log` answer."""
-    fsck = repo.git("fsck", "--no-progress", check=False)
-    assert fsck.returncode == 0 and "error" not in fsck.stderr.lower(), k.where(f"{when}: git fsck: {fsck.stderr}")
-    verify = repo.gm("audit", "--verify", check=False)
-    assert verify.returncode == 0 and "Traceback" not in verify.stderr, k.where(
-        f"{when}: audit --verify: {verify.stdout}{verify.stderr}")
+    event); every version tag's commit holds the model's pointer; `stages` and `log` answer.
+
+    `unfinished_tag` (a tag ref name): a killed `tag` may have made this tag and not yet its
+    event; that one problem is allowed (the rerun completes it). `light`: only `audit --verify`
+    (after a rerun; the next kill's checks see its state again). Returns (events, problems).
+    """
+    if not light:
+        fsck = repo.git("fsck", "--no-progress", check=False)
+        assert fsck.returncode == 0 and "error" not in fsck.stderr.lower(), k.where(f"{when}: git fsck: {fsck.stderr}")
+    verify = repo.gm("audit", "--verify", "--json", check=False)
+    assert "Traceback" not in verify.stderr, k.where(f"{when}: audit --verify: {verify.stderr}")
+    doc = json.loads(verify.stdout)
+    problems = [str(p) for p in doc["problems"]]
+    allowed = [p for p in problems if unfinished_tag and unfinished_tag in p and "has no 'tagged' event" in p]
+    assert problems == allowed, k.where(f"{when}: audit --verify: {problems}")
+    assert (verify.returncode == 0) == (not problems), k.where(f"{when}: audit --verify exited {verify.returncode}")
+    events = doc["events"]
+    assert isinstance(events, list)
+    if light:
+        return events, problems
     tags = repo.git("for-each-ref", "--format=%(refname) %(*objectname)", "refs/tags/model/").stdout.split("\n")
     for line in filter(None, tags):
         ref, commit = line.split()
@@ -238,12 +249,16 @@ def registry_consistent(repo: Repo, names: Sequence[str], k: Killer, when: str =
         for args in (("stages", name, "--json"), ("log", name, "--json")):
             cp = repo.gm(*args, check=False)
             assert cp.returncode == 0 and "Traceback" not in cp.stderr, k.where(f"{when}: {' '.join(args)}: {cp.stderr}")
-            json.loads(cp.stdout)
+            doc = json.loads(cp.stdout)
+            if args[0] == "stages":
+                k.stages[name] = doc
+    return events, problems
 
 
-def holder(repo: Repo, name: str, stage: str, k: Killer) -> str | None:
-    """The version holding `stage` now (None if none), per `git model stages --json`."""
-    doc = json.loads(repo.gm("stages", name, "--json").stdout)
+def holder(repo: Repo, name: str, stage: str, k: Killer, fresh: bool = True) -> str | None:
+    """The version holding `stage` (None if none), per `git model stages --json` (run now, or
+    with `fresh=False` as registry_consistent last read it)."""
+    doc = json.loads(repo.gm("stages", name, "--json").stdout) if fresh else k.stages[name]
     for s in doc["stages"]:
         if s["stage"] == stage:
             return str(s["version"])
