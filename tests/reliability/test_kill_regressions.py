@@ -27,7 +27,7 @@ def tagged_events(repo: Repo, version: str) -> list[dict[str, object]]:
     return [e for e in events if e["event"] == "tagged" and e["version"] == version]
 
 
-@pytest.mark.parametrize("rerun", [("3.0.0",), ("--major",)], ids=["version", "bump"])
+@pytest.mark.parametrize("rerun", [("3.0.0",), ("--major",), ("--auto",)], ids=["version", "bump", "auto"])
 def test_a_tag_killed_before_its_event_is_completed_by_the_rerun(committed_repo: Repo, rerun: tuple[str]) -> None:
     repo = committed_repo
     make_safetensors(repo.path / "m.safetensors", {"w": (64, 64)})
@@ -44,6 +44,8 @@ def test_a_tag_killed_before_its_event_is_completed_by_the_rerun(committed_repo:
     out = repo.gm("tag", "m", *rerun, "-m", "why")
 
     assert "tagged m v3.0.0" in out.stdout
+    if rerun == ("--auto",):
+        assert "(completed an interrupted tag)" in out.stdout
     assert repo.git("rev-parse", "refs/tags/model/m/v3.0.0").stdout.strip() == tag_oid  # the same tag
     assert [e["tag"] for e in tagged_events(repo, "3.0.0")] == [tag_oid]
     repo.gm("audit", "--verify")
