@@ -53,13 +53,15 @@ class Tally:
     attempted: int = 0
     landed: int = 0
     survived: int = 0
+    index_locks: int = 0  # .git/index.lock left by a kill inside libgit2's index write
 
     def write(self, seed: int) -> None:
         path = os.environ.get("GITMODEL_KILL_TALLY")
         if path:
             with open(path, "a", encoding="utf-8") as f:
                 f.write(json.dumps({"command": self.command, "seed": seed, "attempted": self.attempted,
-                                    "landed": self.landed, "survived": self.survived}) + "\n")
+                                    "landed": self.landed, "survived": self.survived,
+                                    "index_locks": self.index_locks}) + "\n")
 
 
 @dataclass
