@@ -128,6 +128,16 @@ def tag(
         )
     pointer_path, pointer = found
     tags = version_tags(git).get(name, [])
+    wanted = Semver.parse(version) if version is not None else None
+    unfinished = _unrecorded_tag(git, name, tags, commit)
+    if unfinished is not None and not dry_run and wanted in (None, unfinished.version):
+        # a `tag` killed between its tag and its event: finish that one (no second version)
+        audit.record(git, "tagged", name, commit, version=str(unfinished.version), commit=commit,
+                     pointer=pointer_path, digests=_digests(pointer_path, pointer), metrics=metrics_of(pointer),
+                     reason=message, tag=unfinished.oid)
+        below = latest_tag([t for t in tags if t.version.key() < unfinished.version.key()])
+        return TagResult(name, str(unfinished.version), tag_name(name, unfinished.version), commit, pointer_path,
+                         f"v{below.version}" if below else None, None, "completed an interrupted tag", True)
     previous = latest_tag(tags)
     change = Change(None, "")
     if version is not None:
@@ -166,6 +176,19 @@ def tag(
                  digests=_digests(pointer_path, pointer), metrics=metrics_of(pointer), reason=message,
                  tag=git.ref_target("refs/tags/" + result.tag))
     return result
+
+
+def _unrecorded_tag(git: GitRepo, name: str, tags: list[VersionTag], commit: str) -> VersionTag | None:
+    """The highest version tag on `commit` that git model made (its message is our card for that
+    version and commit) but whose `tagged` event is missing: a `tag` killed between the two."""
+    recorded = {e.version for e in audit.read(git).events if e.model == name and e.event == "tagged"}
+    for t in reversed(tags):  # semver order: the highest first
+        if str(t.version) in recorded:
+            continue
+        info = git.read_tag(t.oid)
+        if info is not None and info[0] == commit and f"\nmodel: {name}\nversion: {t.version}\ncommit: {commit}\n" in info[1]:
+            return t
+    return None
 
 
 def _digests(pointer_path: str, pointer: ptr.Pointer) -> dict[str, str]:

@@ -35,7 +35,7 @@ def tag(name: str, version: str | None, bump: str | None, rev: str, message: str
     if as_json:
         click.echo(json.dumps(r.__dict__, indent=2, sort_keys=True))
         return
-    why = f" ({r.bump}: {r.reason})" if bump == "auto" else ""
+    why = f" ({r.bump}: {r.reason})" if bump == "auto" and r.bump else f" ({r.reason})" if bump == "auto" else ""
     if dry_run:
         click.echo(f"would tag {r.model} v{r.version} on {r.commit[:12]}{why}")
     else:
