@@ -136,3 +136,37 @@ def test_a_tag_made_meanwhile_is_one_clear_error(committed_repo: Repo) -> None:
     else:
         raise AssertionError("creating an existing tag again must fail")
     assert repo.git("cat-file", "-p", "model/m/v1.0.0").stdout.endswith("first\n")
+
+
+def test_promote_and_rollback_decide_on_the_history_under_the_lock(committed_repo: Repo, monkeypatch: object) -> None:
+    """Regression (found by the promote race): promote read the stage's holder before it took the
+    notes lock, so two promotes of one version both succeeded (the second 'replacing' a version
+    that no longer held the stage), and a rollback could undo another's change. Here the read
+    outside the lock is made stale on purpose, as the other process's promote makes it."""
+    import pytest
+
+    from gitmodel import audit, registry
+    from gitmodel.errors import GitModelError
+    from gitmodel.gitrepo import GitRepo
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    repo = committed_repo
+    two_versions(repo)
+    git = GitRepo(repo.path)
+    stale = audit.read(git)  # before any promote
+    registry.promote(git, "m@v2.0.0", "production", "first")
+    monkeypatch.setattr(audit, "read", lambda git, use_cache=True: stale)
+    with pytest.raises(GitModelError, match="already holds the stage"):
+        registry.promote(git, "m@v2.0.0", "production", "again")
+    change = registry.promote(git, "m@v1.0.0", "production", "other")
+    assert change.replaced == "2.0.0"
+    monkeypatch.undo()
+    events = [e for e in audit.read(git).of("m") if e.event == "promoted"]
+    assert [(e.version, e.replaced) for e in events] == [("2.0.0", None), ("1.0.0", "2.0.0")]
+    stale = audit.read(git)  # production: [2.0.0, 1.0.0]
+    registry.rollback(git, "m", "production", "back")  # production: [2.0.0]
+    monkeypatch.setattr(audit, "read", lambda git, use_cache=True: stale)
+    with pytest.raises(GitModelError, match="changed"):
+        registry.rollback(git, "m", "production", "back again, on the old history")
+    monkeypatch.undo()
+    assert [s.version for s in registry.stages(git, "m") if s.stage == "production"] == ["2.0.0"]
