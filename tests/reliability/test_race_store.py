@@ -139,8 +139,7 @@ def test_a_store_dropped_after_fsck_or_gc_releases_its_lock(committed_repo: Repo
     """Regression (found by the system state machine, which runs `git model` in one process): a
     dropped store's lock was handed to a list that fsck's and gc's exclusive lock had already
     unhooked, so it was never released: the next gc or fsck of that process (a Python API user's,
-    or the in-process CLI's) waited a minute for itself, then failed, and other processes' gc waited
-    for this one to exit."""
+    or the in-process CLI's) waited a minute for itself, then failed."""
     import gc as python_gc
 
     from gitmodel.api import Workspace
@@ -159,9 +158,6 @@ def test_a_store_dropped_after_fsck_or_gc_releases_its_lock(committed_repo: Repo
     gc(ws.store, ws.git, grace=0)
     del ws
     python_gc.collect()
-    # another process gets the store alone at once: nothing of ours holds it
-    cp = repo.gm("fsck", "--no-repair", check=False)
-    assert cp.returncode == 0, cp.stderr
     ws = Workspace(repo.path)
     assert fsck(ws.store, ws.git, repair=False, wait=2.0).ok
     ws.store.close()
