@@ -74,8 +74,9 @@ def rebuild(store: ChunkStore, entry: ptr.FileEntry) -> bytes:
 
 
 def assert_whole(store_root: Path, pointer_bytes: bytes, want: Mapping[str, bytes], seed: int, where: str) -> None:
-    """The store rebuilds every file `pointer_bytes` lists, and they are `want` (pointer path -> bytes)."""
-    pointer = ptr.decode(pointer_bytes, where)
+    """The store rebuilds every file `pointer_bytes` lists, and they are `want` (path in the pointer ->
+    bytes; a file model's one path is its model file, so the pointer is read as that model's)."""
+    pointer = ptr.decode(pointer_bytes, next(iter(want)) + ptr.SUFFIX if len(want) == 1 else "model" + ptr.SUFFIX)
     store = ChunkStore(store_root)
     try:
         got = {entry.path: rebuild(store, entry) for entry in pointer.files}
