@@ -9,7 +9,7 @@ import json
 import os
 import re
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from datetime import datetime, timezone
@@ -331,11 +331,22 @@ def causal_order(events: Iterable[Event]) -> list[Event]:
     return out
 
 
-def append(git: GitRepo, attach_to: str, event: Event) -> Event:
-    """Write one event (its `prev` filled with the model's heads) into the note on `attach_to`."""
+Recheck = Callable[["History"], Mapping[str, Any]]
+
+
+def append(git: GitRepo, attach_to: str, event: Event, recheck: Recheck | None = None) -> Event:
+    """Write one event (its `prev` filled with the model's heads) into the note on `attach_to`.
+
+    `recheck` is called with the history as it is under the lock, just before the write: it
+    raises to refuse the event, or returns fields to set. A decision that depends on earlier
+    events (who holds a stage) made before the lock may be stale: another process may have
+    appended in between.
+    """
     with git.lock(), git.shared_refs_lock():  # worktrees share refs/notes/model
         sync(git)
         history = _read(git)
+        if recheck is not None:
+            event = replace(event, **recheck(history))
         event = replace(event, prev=tuple(history.heads(event.model)))
         old = git.note(NOTES_REF, attach_to)
         lines = old.decode("ascii", "replace").splitlines() if old else []
@@ -361,10 +372,10 @@ def summary(e: Event) -> str:
     return out
 
 
-def record(git: GitRepo, kind: str, model: str, attach_to: str, **fields: Any) -> Event:
-    """Append a `kind` event for `model` by the current user, now."""
+def record(git: GitRepo, kind: str, model: str, attach_to: str, recheck: Recheck | None = None, **fields: Any) -> Event:
+    """Append a `kind` event for `model` by the current user, now (`recheck`: see `append`)."""
     assert kind in KINDS, kind
-    return append(git, attach_to, Event(at=now(), by=who(git), event=kind, model=model, **fields))
+    return append(git, attach_to, Event(at=now(), by=who(git), event=kind, model=model, **fields), recheck)
 
 
 def record_added(git: GitRepo, model: str, pointer_path: str, digests: Mapping[str, str]) -> Event:

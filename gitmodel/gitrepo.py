@@ -385,7 +385,10 @@ class GitRepo:
             self._git("tag", "-a", "-F", "-", name, commit, stdin=message)
             return
         tagger = pygit2.Signature(who[0], who[1])
-        self._repo.create_tag(name, pygit2.Oid(hex=commit), pygit2.enums.ObjectType.COMMIT, tagger, message)
+        try:
+            self._repo.create_tag(name, pygit2.Oid(hex=commit), pygit2.enums.ObjectType.COMMIT, tagger, message)
+        except pygit2.AlreadyExistsError:  # made by another process since the caller looked
+            raise GitModelError(f"tag {name} exists already (created a moment ago); choose another version") from None
 
     def verify_tag(self, name: str) -> str | None:
         """None when the tag's signature is good; else git's reason (one line)."""

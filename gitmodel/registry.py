@@ -254,6 +254,22 @@ def promote(git: GitRepo, spec: str, stage: str, reason: str | None = None) -> S
     mv = _tagged(git, spec, "promote")
     version = str(mv.version)
     history = audit.read(git).of(mv.name)
+    _holder_to_replace(mv, stage, history)
+    _check_gates(git, mv, stage, history)
+    assert mv.commit is not None
+    event = audit.record(git, "promoted", mv.name, mv.commit, version=version, commit=mv.commit, stage=stage,
+                         reason=reason, pointer=mv.pointer_path, digests=_digests(mv.pointer_path, mv.pointer),
+                         recheck=lambda now: {"replaced": _holder_to_replace(mv, stage, now.of(mv.name))})
+    return StageChange(mv.name, stage, version, event.replaced)
+
+
+def _holder_to_replace(mv: ModelVersion, stage: str, history: list[audit.Event]) -> str | None:
+    """The version `mv` takes `stage` from; refused if `mv` holds it or is deprecated.
+
+    Asked again under the notes lock (another process may have promoted in between), so two
+    promotes racing for a stage end as two whole changes, each naming what it replaced.
+    """
+    version = str(mv.version)
     dep = _deprecation(history, version)
     if dep is not None:
         raise GitModelError(f"{mv.label} is deprecated ({dep.reason or 'no reason given'}); promote another version")
@@ -261,11 +277,7 @@ def promote(git: GitRepo, spec: str, stage: str, reason: str | None = None) -> S
     holder = current.holder if current else None
     if holder == version:
         raise GitModelError(f"{mv.label} already holds the stage '{stage}'")
-    _check_gates(git, mv, stage, history)
-    assert mv.commit is not None
-    audit.record(git, "promoted", mv.name, mv.commit, version=version, commit=mv.commit, stage=stage,
-                 replaced=holder, reason=reason, pointer=mv.pointer_path, digests=_digests(mv.pointer_path, mv.pointer))
-    return StageChange(mv.name, stage, version, holder)
+    return holder
 
 
 def _check_gates(git: GitRepo, mv: ModelVersion, stage: str, history: list[audit.Event]) -> None:
@@ -302,8 +314,18 @@ def rollback(git: GitRepo, name: str, stage: str, reason: str | None = None) -> 
     current, restored = h.stack[-1], h.stack[-2]
     mv = resolve(git, f"{name}@v{restored}")
     assert mv.commit is not None
+
+    def unchanged(now: audit.History) -> dict[str, Any]:
+        """Under the notes lock: the stage still stands as read (else another command moved it meanwhile)."""
+        again = replay(now.of(name)).get(stage)
+        if again is None or again.stack[-2:] != [restored, current]:
+            raise GitModelError(f"the stage '{stage}' of {name} changed while rolling back (another command "
+                                f"promoted or rolled back meanwhile); see 'git model stages {name}' and run it again")
+        return {}
+
     audit.record(git, "rolled-back", name, mv.commit, version=restored, commit=mv.commit, stage=stage,
-                 replaced=current, reason=reason, pointer=mv.pointer_path, digests=_digests(mv.pointer_path, mv.pointer))
+                 replaced=current, reason=reason, pointer=mv.pointer_path, digests=_digests(mv.pointer_path, mv.pointer),
+                 recheck=unchanged)
     return StageChange(name, stage, restored, current)
 
 

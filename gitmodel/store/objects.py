@@ -45,6 +45,10 @@ MAX_DECODE_DEPTH = 16
 _DROPPED_LOCKS: dict[str, list[int]] = {}
 
 
+def _note_dropped(root: str, fd: int) -> None:
+    _DROPPED_LOCKS.setdefault(root, []).append(fd)
+
+
 def _release_dropped(root: Path) -> None:
     for fd in _DROPPED_LOCKS.pop(str(root), []):
         try:
@@ -139,7 +143,9 @@ class ChunkStore:
             # which takes a while once numpy is loaded), unless this process opens the store
             # again: then the dropped lock goes first (flock is per open file), so a Python
             # API user's earlier Workspace does not keep gc out of this process.
-            self._lock_closer = weakref.finalize(self, _DROPPED_LOCKS.setdefault(str(self.root), []).append, self._lock_fd)
+            # the list is looked up when the store is dropped, not now: an exclusive lock taken
+            # meanwhile unhooks the list of the moment, and a lock handed to it would never go
+            self._lock_closer = weakref.finalize(self, _note_dropped, str(self.root), self._lock_fd)
             self._lock_closer.atexit = False
         if exclusive:
             _release_dropped(self.root)  # a dropped store of this process must not keep us out
