@@ -1,0 +1,106 @@
+"""Inputs the fuzz harnesses found that broke a parser, kept as plain examples (docs/reliability.md,
+Defects found and fixed): each is now the parser's own error, or for checkpoints an opaque layout.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import blake3
+import pytest
+import zstandard
+
+from gitmodel import audit, codecs, pointer
+from gitmodel.chunking import detect_layout
+from gitmodel.errors import DamagedObjectError, GitModelError
+from gitmodel.manifest import Manifest
+from reliability.fuzz_support import assert_clean
+
+DEEP_JSON = "[" * 100_000
+DEEP_TOML = b"version = 1\nname = " + b"[" * 100_000
+
+
+def test_gitmodel_toml_that_is_not_utf8(tmp_path: Path) -> None:
+    from gitmodel.config import load_config
+
+    (tmp_path / ".gitmodel.toml").write_bytes(b"\x80 git-model settings\nversion = 1\n")
+    err = assert_clean(".gitmodel.toml", lambda: load_config(SimpleNamespace(workdir=tmp_path)), b"")  # type: ignore[arg-type]
+    assert "UTF-8" in str(err)
+
+
+def test_gitmodel_toml_nested_too_deeply(tmp_path: Path) -> None:
+    from gitmodel.config import load_config
+
+    (tmp_path / ".gitmodel.toml").write_bytes(DEEP_TOML)
+    err = assert_clean(".gitmodel.toml", lambda: load_config(SimpleNamespace(workdir=tmp_path)), b"")  # type: ignore[arg-type]
+    assert err is not None
+
+
+def test_pointer_nested_too_deeply() -> None:
+    err = assert_clean("pointer.decode", lambda: pointer.decode(DEEP_TOML, "m.model.toml"), DEEP_TOML)
+    assert err is not None
+    assert pointer.top_level_name(DEEP_TOML) is None
+
+
+def test_manifest_nested_too_deeply() -> None:
+    err = assert_clean("manifest.decode", lambda: Manifest.decode(DEEP_JSON.encode(), "x"), DEEP_JSON)
+    assert "damaged" in str(err)
+
+
+def test_audit_event_nested_too_deeply() -> None:
+    err = assert_clean("audit.decode", lambda: audit.decode(DEEP_JSON), DEEP_JSON)
+    assert isinstance(err, audit.BadEventError)
+
+
+def test_safetensors_header_with_a_huge_integer() -> None:
+    """json refuses integers over 4300 digits with a ValueError that is not a JSONDecodeError."""
+    header = b'{"a": {"dtype": "F32", "shape": [' + b"9" * 5000 + b'], "data_offsets": [0, 4]}}'
+    data = struct.pack("<Q", len(header)) + header + bytes(4)
+    layout = detect_layout(memoryview(data), "m.safetensors")
+    assert layout.format == "opaque" and layout.warning is not None and "safetensors header is damaged" in layout.warning
+
+
+@pytest.mark.parametrize("table", [
+    {"metadata": {"types": {"a": [1]}}},
+    {"metadata": {"types": {"a": {"b": 1}}}},
+    {"metadata": {"bounds": ["metrics.a >= " + "9" * 5000]}},
+    {"check": {"raw_size_threshold": "9" * 5000}},
+])
+def test_metadata_rules_of_the_wrong_kind(table: dict[str, Any]) -> None:
+    from gitmodel.schema import ConfigError, parse_schema
+
+    err = assert_clean(".gitmodel.toml", lambda: parse_schema(table), json.dumps(table)[:200])
+    assert isinstance(err, ConfigError)
+
+
+def test_index_cache_claiming_four_billion_packs(tmp_path: Path) -> None:
+    """A resealed cache whose pack count points past its end: treated as no cache, not walked."""
+    from gitmodel.store.index import _CACHE_HEAD, CACHE_MAGIC, RECORD_SIZE, PackIndex
+
+    body = _CACHE_HEAD.pack(CACHE_MAGIC, 1, 2**32 - 1)
+    start = _CACHE_HEAD.size + 32 * (2**32 - 1)
+    body += bytes((start - len(body)) % RECORD_SIZE)  # so the record area's length divides evenly
+    (tmp_path / "cache").write_bytes(body + blake3.blake3(body).digest())
+    index = PackIndex(tmp_path)
+    assert_clean("index cache", lambda: index.lookup(b"\0" * 16), b"")
+    assert index.lookup(b"\0" * 16) is None and index.packs() == set()
+
+
+def test_zstd_frame_without_its_size_does_not_size_the_output_by_the_claim() -> None:
+    """A frame that does not state its content size, read for a chunk that claims 4 GiB."""
+    payload = zstandard.ZstdCompressor(write_content_size=False).compress(b"abc" * 10)
+    err = assert_clean("codec decode", lambda: codecs.decode(codecs.CODEC_ZSTD, payload, 2**32 - 1, "0" * 32), payload)
+    assert isinstance(err, DamagedObjectError)
+    # the same frame read for its true length still decodes (old writers' frames stay readable)
+    import xxhash
+
+    assert codecs.decode(codecs.CODEC_ZSTD, payload, 30, xxhash.xxh3_128_hexdigest(b"abc" * 10)) == b"abc" * 10
+
+
+def test_errors_are_gitmodel_errors() -> None:
+    """The harness's allowed type is the library's one base (a guard against a silent widening)."""
+    assert issubclass(audit.BadEventError, GitModelError) and issubclass(DamagedObjectError, GitModelError)
