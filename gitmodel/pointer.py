@@ -109,6 +109,8 @@ def decode(data: bytes, where: str) -> Pointer:
         doc = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise NotAPointerError(f"{where} is not a git-model pointer ({exc})") from None
+    except RecursionError:  # tomli refuses values nested over 400 deep this way; only damage does that
+        raise NotAPointerError(f"{where} is not a git-model pointer (values nested too deeply)") from None
     if "version" not in doc:
         raise NotAPointerError(f"{where} is not a git-model pointer (no 'version' key)")
     version = doc["version"]
@@ -234,6 +236,6 @@ def top_level_name(data: bytes) -> str | None:
     head = data[: m.start()] if m else data
     try:
         name = tomllib.loads(head.decode("utf-8")).get("name")
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return None
     return name if isinstance(name, str) else None
