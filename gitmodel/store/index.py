@@ -235,7 +235,9 @@ def _read_cache(path: Path) -> tuple[bytes, list[str], int]:
         return b"", [], 0
     magic, version, npacks = _CACHE_HEAD.unpack_from(data)
     start = _CACHE_HEAD.size + 32 * npacks
-    if magic != CACHE_MAGIC or version != CACHE_VERSION or (len(data) - 32 - start) % RECORD_SIZE:
+    # a pack count that points past the end would be walked four billion times: no cache
+    if (magic != CACHE_MAGIC or version != CACHE_VERSION or start > len(data) - 32
+            or (len(data) - 32 - start) % RECORD_SIZE):
         return b"", [], 0
     packs = [data[_CACHE_HEAD.size + 32 * i : _CACHE_HEAD.size + 32 * (i + 1)].hex() for i in range(npacks)]
     records = data[start:-32]
