@@ -154,6 +154,10 @@ def _file(entry: Any, index: int, where: str, kind: str, model: str) -> FileEntr
     parts = path.split("/")
     if any(p in ("", ".", "..") for p in parts) or "\\" in path:
         raise BadPointerError(where, f"{ctx}.path {path!r} is not a clean relative path")
+    # git's own rule (verify_path): checkout must never write into a repository's .git
+    # (a hook or config there runs code); '.GIT', '.git.' and '.git ' are that folder elsewhere
+    if any(p.rstrip(". ").lower() == ".git" for p in parts):
+        raise BadPointerError(where, f"{ctx}.path {path!r} names a .git folder")
     if kind == "file" and path != model:
         raise BadPointerError(where, f"{ctx}.path {path!r} is not the model file {model!r}")
     if kind == "directory" and (len(parts) < 2 or parts[0] != model):
