@@ -436,11 +436,15 @@ class PackWriter(OrderedStage[Encoded]):
 
     def finish(self) -> None:
         """Publish the last pack; every chunk put is then durable and found by the index."""
-        super().finish()
         try:
-            self._publish()
-        except OSError as exc:
-            raise GitModelError(f"cannot write to the store {self._store.root}: {exc.strerror or exc}") from None
+            super().finish()
+            try:
+                self._publish()
+            except OSError as exc:
+                raise GitModelError(f"cannot write to the store {self._store.root}: {exc.strerror or exc}") from None
+        except BaseException:
+            self.abort()  # a write that failed (disk full) must not leave its half-written pack in tmp/
+            raise
 
     def abort(self) -> None:
         super().abort()
