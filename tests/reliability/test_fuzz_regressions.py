@@ -104,3 +104,18 @@ def test_zstd_frame_without_its_size_does_not_size_the_output_by_the_claim() -> 
 def test_errors_are_gitmodel_errors() -> None:
     """The harness's allowed type is the library's one base (a guard against a silent widening)."""
     assert issubclass(audit.BadEventError, GitModelError) and issubclass(DamagedObjectError, GitModelError)
+
+
+@pytest.mark.parametrize("data", [b"", b"GMIX", b"GMIX\x01\x00\x00"])
+def test_index_file_shorter_than_its_header(tmp_path: Path, data: bytes) -> None:
+    """An index file cut short inside its 8-byte header: damaged (fsck rebuilds it), not an IndexError."""
+    from gitmodel.store.index import PackIndex
+    from gitmodel.store.pack import decode_index
+
+    name = "0" * 64
+    err = assert_clean("pack index (decode_index)", lambda: decode_index(data, name, "x.idx"), data)
+    assert isinstance(err, DamagedObjectError)
+    (tmp_path / f"{name}.idx").write_bytes(data)
+    index = PackIndex(tmp_path)
+    assert_clean("pack index (store read)", lambda: index.lookup(b"\0" * 16), data)
+    assert name in index.damaged
