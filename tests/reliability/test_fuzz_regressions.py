@@ -119,3 +119,17 @@ def test_index_file_shorter_than_its_header(tmp_path: Path, data: bytes) -> None
     index = PackIndex(tmp_path)
     assert_clean("pack index (store read)", lambda: index.lookup(b"\0" * 16), data)
     assert name in index.damaged
+
+
+def test_index_cache_record_naming_a_pack_past_its_list(tmp_path: Path) -> None:
+    """A resealed cache whose record names pack number 7 of a list of 1: that record names nothing."""
+    from gitmodel.store.index import _CACHE_HEAD, CACHE_MAGIC, RECORD, PackIndex
+
+    body = _CACHE_HEAD.pack(CACHE_MAGIC, 1, 1) + bytes.fromhex("ab" * 32)
+    body += RECORD.pack(b"\1" * 16, 7, 0, 10, 10, 0, 0, 0)
+    (tmp_path / "cache").write_bytes(body + blake3.blake3(body).digest())
+    (tmp_path / f"{'ab' * 32}.idx").write_bytes(b"")  # the one pack the cache lists is live
+    index = PackIndex(tmp_path)
+    assert_clean("index cache", lambda: index.lookup(b"\1" * 16), b"")
+    assert_clean("index cache", lambda: list(index.entries()), b"")
+    assert index.lookup(b"\1" * 16) is None and list(index.entries()) == []
