@@ -195,15 +195,16 @@ class PackIndex:
             rec = RECORD.unpack_from(buf, lo * RECORD_SIZE)
             if rec[0] != chunk:
                 return
-            if self._cache_live[rec[1]]:
+            if rec[1] < len(self._cache_live) and self._cache_live[rec[1]]:  # a tampered number names nothing
                 yield Location(self._cache_packs[rec[1]], *rec[2:7])
             lo += 1
 
     def entries(self) -> Iterator[tuple[bytes, Location]]:
         """Every (chunk id, location), duplicates included."""
         self._ensure()
+        live = self._cache_live
         for rec in RECORD.iter_unpack(self._cache):
-            if self._cache_live[rec[1]]:
+            if rec[1] < len(live) and live[rec[1]]:
                 yield rec[0], Location(self._cache_packs[rec[1]], *rec[2:7])
         for chunk, locs in list(self._extra.items()):
             for loc in locs:
