@@ -133,3 +133,32 @@ def test_index_cache_record_naming_a_pack_past_its_list(tmp_path: Path) -> None:
     assert_clean("index cache", lambda: index.lookup(b"\1" * 16), b"")
     assert_clean("index cache", lambda: list(index.entries()), b"")
     assert index.lookup(b"\1" * 16) is None and list(index.entries()) == []
+
+
+@pytest.mark.parametrize(("offset", "length"), [(2**63, 100), (2**64 - 1, 1), (0, 2**32 - 1)])
+def test_index_entry_past_the_end_of_its_pack(tmp_path: Path, offset: int, length: int) -> None:
+    """An index entry (renamed for its table, as a tamperer would) placing a chunk at 2^63 or
+    4 GiB long in a small pack: damaged, without an OverflowError or a 4 GiB read buffer."""
+    import os
+
+    import xxhash
+
+    from gitmodel.store import ChunkStore
+    from gitmodel.store.objects import ChunkId
+    from gitmodel.store.pack import ENTRY, INDEX_HEADER, pack_name
+
+    data = os.urandom(1000)
+    cid = ChunkId(xxhash.xxh3_128_hexdigest(data))
+    store = ChunkStore(tmp_path)
+    store.put_chunk(cid, data)
+    (idx,) = (tmp_path / "index").glob("*.idx")
+    entry = list(ENTRY.unpack(idx.read_bytes()[len(INDEX_HEADER):]))
+    entry[1], entry[2] = offset, length
+    table = ENTRY.pack(*entry)
+    name = pack_name(table)
+    os.rename(tmp_path / "packs" / f"{idx.stem}.pack", tmp_path / "packs" / f"{name}.pack")
+    idx.unlink()
+    (tmp_path / "index" / f"{name}.idx").write_bytes(INDEX_HEADER + table)
+    fresh = ChunkStore(tmp_path)
+    err = assert_clean("pack index (store read)", lambda: fresh.get_chunk(cid), table)
+    assert isinstance(err, DamagedObjectError)
