@@ -297,8 +297,11 @@ class ChunkStore:
     def read_entry(self, loc: Location) -> tuple[bytes, bytes]:
         """The container header and payload of a pack entry, as stored."""
         fd = self._pack_fd(loc.pack)
-        blob = os.pread(fd, loc.length, loc.offset)
         where = f"{self.pack_path(loc.pack)}@{loc.offset}"
+        size = os.fstat(fd).st_size
+        if loc.offset + loc.length > size:  # a damaged index: never a read sized (or placed) by it
+            raise DamagedObjectError(where, f"{loc.length} bytes", f"a pack of {size} bytes (truncated pack)")
+        blob = os.pread(fd, loc.length, loc.offset)
         if len(blob) != loc.length:
             raise DamagedObjectError(where, f"{loc.length} bytes", f"{len(blob)} bytes (truncated pack)")
         return blob[: container.HEADER_SIZE], blob[container.HEADER_SIZE :]
