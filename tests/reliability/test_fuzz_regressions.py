@@ -162,3 +162,17 @@ def test_index_entry_past_the_end_of_its_pack(tmp_path: Path, offset: int, lengt
     fresh = ChunkStore(tmp_path)
     err = assert_clean("pack index (store read)", lambda: fresh.get_chunk(cid), table)
     assert isinstance(err, DamagedObjectError)
+
+
+def test_folder_remote_range_past_the_end(tmp_path: Path) -> None:
+    """A remote index (tampered) asks a folder remote for bytes at 2^63, or 4 GiB of them: a short
+    body (which fetch reports as a truncated pack), not an OverflowError or a 4 GiB buffer."""
+    from gitmodel.remote.folder import FolderRemote
+
+    (tmp_path / "packs").mkdir()
+    (tmp_path / "packs" / "p.pack").write_bytes(b"x" * 100)
+    remote = FolderRemote(tmp_path, str(tmp_path))
+    got: list[list[bytes]] = []
+    ranges = [(2**63, 10), (2**64 - 1, 1), (0, 2**32 - 1), (50, 10)]
+    assert_clean("folder remote ranges", lambda: got.append(remote.get_ranges("packs/p.pack", ranges)), b"")
+    assert got == [[b"", b"", b"x" * 100, b"x" * 10]]
