@@ -56,7 +56,10 @@ atexit.register(_write_counts)
 
 
 def fuzz_settings(short: int = 40, long: int = 20_000) -> settings:
-    """Hypothesis settings of one fuzz test: `short` inputs by default, `long` with GITMODEL_LONG=1."""
+    """Hypothesis settings of one fuzz test: `short` inputs by default, `long` with GITMODEL_LONG=1
+    (GITMODEL_FUZZ_EXAMPLES=N sets the long count of every fuzz test, for a run of a given length)."""
+    if LONG and os.environ.get("GITMODEL_FUZZ_EXAMPLES"):
+        long = int(os.environ["GITMODEL_FUZZ_EXAMPLES"])
     return settings(
         max_examples=budget(short, long), deadline=None, database=None, derandomize=False,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
