@@ -176,3 +176,44 @@ def test_folder_remote_range_past_the_end(tmp_path: Path) -> None:
     ranges = [(2**63, 10), (2**64 - 1, 1), (0, 2**32 - 1), (50, 10)]
     assert_clean("folder remote ranges", lambda: got.append(remote.get_ranges("packs/p.pack", ranges)), b"")
     assert got == [[b"", b"", b"x" * 100, b"x" * 10]]
+
+
+BIG_INT = "9" * 5000  # TOML parsers raise a plain ValueError for integers over 4300 digits
+
+
+def test_pointer_holding_an_integer_of_5000_digits() -> None:
+    data = f"version = 1\nname = {BIG_INT}\n".encode()
+    err = assert_clean("pointer.decode", lambda: pointer.decode(data, "m.model.toml"), data)
+    assert err is not None
+    assert_clean("pointer.top_level_name", lambda: pointer.top_level_name(data), data, allowed=())
+
+
+def test_gitmodel_toml_holding_an_integer_of_5000_digits(tmp_path: Path) -> None:
+    from gitmodel.config import load_config
+    from gitmodel.goals import load_goals
+
+    (tmp_path / ".gitmodel.toml").write_text(f"version = 1\n9 = {BIG_INT}\n")
+    git: Any = SimpleNamespace(workdir=tmp_path)
+    assert_clean(".gitmodel.toml", lambda: load_config(git), b"")
+    assert_clean(".gitmodel.toml", lambda: load_goals(git), b"")
+
+
+def test_metadata_option_holding_an_integer_of_5000_digits() -> None:
+    from gitmodel.metadata import parse_assignment
+
+    for raw in (BIG_INT, "[" * 5000):
+        got: list[tuple[str, Any]] = []
+        assert_clean("--param", lambda: got.append(parse_assignment(f"x={raw}", "--param")), raw)
+        assert got == [("x", raw)]  # kept as the string the user typed
+
+
+def test_gitmodel_toml_keys_with_a_newline_give_one_line_errors(tmp_path: Path) -> None:
+    from gitmodel.config import load_config  # noqa: F401 - the loaders below call it
+    from gitmodel.remote.config import load_remotes
+    from gitmodel.schema import load_schema
+
+    git: Any = SimpleNamespace(workdir=tmp_path)
+    (tmp_path / ".gitmodel.toml").write_text('version = 1\n[metadata]\n"a\\nb" = 1\n')
+    assert_clean(".gitmodel.toml", lambda: load_schema(git), b"")  # assert_clean checks one line
+    (tmp_path / ".gitmodel.toml").write_text('version = 1\n[remotes."a\\nb"]\nurl = 3\n')
+    assert_clean(".gitmodel.toml", lambda: load_remotes(git), b"")
