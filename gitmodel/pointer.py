@@ -107,7 +107,7 @@ def decode(data: bytes, where: str) -> Pointer:
         raise ConflictedPointerError(where, unmerged=False)
     try:
         doc = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except ValueError as exc:  # TOMLDecodeError, UnicodeDecodeError, an integer of over 4300 digits
         raise NotAPointerError(f"{where} is not a git-model pointer ({exc})") from None
     except RecursionError:  # tomli refuses values nested over 400 deep this way; only damage does that
         raise NotAPointerError(f"{where} is not a git-model pointer (values nested too deeply)") from None
@@ -240,6 +240,6 @@ def top_level_name(data: bytes) -> str | None:
     head = data[: m.start()] if m else data
     try:
         name = tomllib.loads(head.decode("utf-8")).get("name")
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: TOML, UTF-8, or an integer of over 4300 digits
         return None
     return name if isinstance(name, str) else None
