@@ -12,7 +12,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from gitmodel.config import CONFIG_NAME, load_config
-from gitmodel.errors import GitModelError
+from gitmodel.errors import GitModelError, one_line
 from gitmodel.gitrepo import GitRepo
 from gitmodel.metadata import get_dotted
 
@@ -46,6 +46,9 @@ _OPTION_OF = {"params": "--param", "metrics": "--metric"}
 
 class ConfigError(GitModelError):
     """.gitmodel.toml has a rule that cannot be used."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))  # a key or stage name may hold a newline
 
 
 @dataclass(frozen=True)
