@@ -708,6 +708,12 @@ def _put_back(ws: Workspace, rel: str, mid: str) -> str:
 
 def _plan_file(ws: Workspace, entry: ptr.FileEntry, rel: str, progress: ProgressFactory | None) -> str:
     """'skip' (already right), 'write' (absent, or bytes the store can rebuild) or 'conflict'."""
+    from gitmodel.pathguard import symlinked_parent
+
+    link = symlinked_parent(ws.git.workdir, rel)
+    if link is not None:  # writing there would write (and --force delete) outside the repository
+        raise BadPathError(f"{rel}: {link} is a symbolic link, and checkout never writes through one; "
+                           "move it away and run checkout again")
     target = ws.git.abspath(rel)
     try:
         st = os.lstat(target)

@@ -113,7 +113,7 @@ def decode(line: str, where: str = "refs/notes/model") -> Event:
     """Parse one event line; refuse what is not an event, and events of a newer format."""
     try:
         doc = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         raise BadEventError(f"{where}: not an audit event: {line[:60]!r}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("v"), int):
         raise BadEventError(f"{where}: not an audit event (no version 'v'): {line[:60]!r}")

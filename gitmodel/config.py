@@ -37,10 +37,14 @@ def load_config(repo: GitRepo) -> RepoConfig:
         ) from None
     except OSError as exc:
         raise GitModelError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise GitModelError(f"{CONFIG_NAME} is not UTF-8 text: fix or restore it ('git checkout -- {CONFIG_NAME}')") from None
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an integer of over 4300 digits
         raise GitModelError(f"{CONFIG_NAME} is not valid TOML: {exc}") from None
+    except RecursionError:  # arrays or tables nested hundreds deep: only damage does that
+        raise GitModelError(f"{CONFIG_NAME} is not valid TOML: values nested too deeply") from None
     version = doc.get("version")
     if not isinstance(version, int):
         raise GitModelError(f"{CONFIG_NAME}: 'version' must be an integer")

@@ -108,3 +108,9 @@ class LocalChangesError(GitModelError):
             "run 'git model add' to keep them, or 'git model checkout --force' to discard them"
         )
         self.paths = paths
+
+
+def one_line(text: str) -> str:
+    """`text` with every line break escaped (\\n, \\x0b, \\u2028...), for a name a user's file gave
+    that goes into an error message, which must stay one line."""
+    return "".join(ch if len(f"a{ch}b".splitlines()) == 1 else ch.encode("unicode_escape").decode() for ch in text)

@@ -83,8 +83,12 @@ def load_goals(git: GitRepo) -> Goals:
         return Goals()
     except OSError as exc:
         raise GitModelError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise GitModelError(f"{CONFIG_NAME} is not UTF-8 text") from None
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an integer of over 4300 digits
         raise GitModelError(f"{CONFIG_NAME} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise GitModelError(f"{CONFIG_NAME} is not valid TOML: values nested too deeply") from None
     return Goals(parse_goals(doc))

@@ -88,6 +88,8 @@ class Manifest:
             raise
         except (ValueError, KeyError, TypeError) as exc:
             raise GitModelError(f"manifest {where} is damaged: {exc}") from None
+        except RecursionError:  # JSON nested thousands deep
+            raise GitModelError(f"manifest {where} is damaged: values nested too deeply") from None
         if sum(n for _, n in chunks) != manifest.size:
             raise GitModelError(f"manifest {where} is damaged: chunk lengths do not add up to its size")
         return manifest

@@ -70,9 +70,12 @@ def materialize(
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(target.parent)
+    _check_size_limit(target, manifest.size)
     tmp = target.parent / (temp_name(TEMP_PREFIX) + "." + _short(target.name))
     mode = 0o666 & ~_umask()
-    remover = _discard(target) if discard_old else None
+    # the old file goes first only where the new one fits beside it: on a disk too full for
+    # both, a failed write must leave the old file whole (docs/reliability.md, Hostile input)
+    remover = _discard(target) if discard_old and _room_for(target.parent, manifest.size) else None
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     writer = _Writer(fd, target)
     try:
@@ -148,6 +151,30 @@ class _Writer(OrderedStage["bytes | bytearray"]):
         if self._written - self._flushed >= _WRITEBACK_EVERY:
             start_writeback(self._fd, self._flushed, self._written - self._flushed)
             self._flushed = self._written
+
+
+# Room kept free beyond the new file's size before the old file may be deleted early.
+_SPARE = 16 << 20
+
+
+def _room_for(directory: Path, size: int) -> bool:
+    """True when the file system holding `directory` has room for `size` more bytes, and some."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize >= size + _SPARE
+
+
+def _check_size_limit(target: Path, size: int) -> None:
+    """Refuse before writing a byte a file larger than this process may write (ulimit -f)."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and size > limit:
+        raise GitModelError(
+            f"cannot write {target}: File too large ({size} bytes; the file size limit, 'ulimit -f', is {limit})"
+        )
 
 
 def _discard(target: Path) -> threading.Thread | None:

@@ -56,7 +56,7 @@ def parse_assignment(text: str, option: str) -> tuple[str, Any]:
     raw = raw.strip()
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (ValueError, RecursionError):  # TOMLDecodeError, 5000 digits, [[[[...: a string
         value = raw  # a bare word: a string, as the user typed it
     return key, value
 

@@ -107,8 +107,10 @@ def decode(data: bytes, where: str) -> Pointer:
         raise ConflictedPointerError(where, unmerged=False)
     try:
         doc = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except ValueError as exc:  # TOMLDecodeError, UnicodeDecodeError, an integer of over 4300 digits
         raise NotAPointerError(f"{where} is not a git-model pointer ({exc})") from None
+    except RecursionError:  # tomli refuses values nested over 400 deep this way; only damage does that
+        raise NotAPointerError(f"{where} is not a git-model pointer (values nested too deeply)") from None
     if "version" not in doc:
         raise NotAPointerError(f"{where} is not a git-model pointer (no 'version' key)")
     version = doc["version"]
@@ -152,6 +154,10 @@ def _file(entry: Any, index: int, where: str, kind: str, model: str) -> FileEntr
     parts = path.split("/")
     if any(p in ("", ".", "..") for p in parts) or "\\" in path:
         raise BadPointerError(where, f"{ctx}.path {path!r} is not a clean relative path")
+    # git's own rule (verify_path): checkout must never write into a repository's .git
+    # (a hook or config there runs code); '.GIT', '.git.' and '.git ' are that folder elsewhere
+    if any(p.rstrip(". ").lower() == ".git" for p in parts):
+        raise BadPointerError(where, f"{ctx}.path {path!r} names a .git folder")
     if kind == "file" and path != model:
         raise BadPointerError(where, f"{ctx}.path {path!r} is not the model file {model!r}")
     if kind == "directory" and (len(parts) < 2 or parts[0] != model):
@@ -234,6 +240,6 @@ def top_level_name(data: bytes) -> str | None:
     head = data[: m.start()] if m else data
     try:
         name = tomllib.loads(head.decode("utf-8")).get("name")
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (ValueError, RecursionError):  # ValueError: TOML, UTF-8, or an integer of over 4300 digits
         return None
     return name if isinstance(name, str) else None

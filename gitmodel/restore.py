@@ -121,6 +121,13 @@ def _targets(ws: Workspace, mv: ModelVersion, output: Path | None) -> list[tuple
 def _plan(ws: Workspace, digest: str, rel: str, target: Path, outside: bool) -> str:
     """'skip' (right bytes there), 'write' (absent, git-model's own earlier version, or the
     bytes the working tree's pointer names, which the store has) or 'conflict'."""
+    if not outside:
+        from gitmodel.pathguard import symlinked_parent
+
+        link = symlinked_parent(ws.git.workdir, rel)
+        if link is not None:  # writing there would write outside the repository
+            raise BadPathError(f"{rel}: {link} is a symbolic link, and checkout never writes through one; "
+                               "move it away and run checkout again")
     try:
         st = os.lstat(target)
     except FileNotFoundError:

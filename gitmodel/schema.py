@@ -12,7 +12,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from gitmodel.config import CONFIG_NAME, load_config
-from gitmodel.errors import GitModelError
+from gitmodel.errors import GitModelError, one_line
 from gitmodel.gitrepo import GitRepo
 from gitmodel.metadata import get_dotted
 
@@ -46,6 +46,9 @@ _OPTION_OF = {"params": "--param", "metrics": "--metric"}
 
 class ConfigError(GitModelError):
     """.gitmodel.toml has a rule that cannot be used."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))  # a key or stage name may hold a newline
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ def _rules(raw: Any, where: str) -> Rules:
         raise ConfigError(f"{CONFIG_NAME}: {where}.required must be a list of keys such as \"metrics.accuracy\"")
     types = _table(table.get("types", {}), f"{where}.types")
     for key, typ in types.items():
-        if typ not in _TYPES:
+        if not isinstance(typ, str) or typ not in _TYPES:  # a list or table is no type name (nor hashable)
             raise ConfigError(f"{CONFIG_NAME}: {where}.types.{key} is {typ!r}; use one of {', '.join(_TYPES)}")
     return Rules(tuple(required), dict(types), _bounds(table.get("bounds", []), f"{where}.bounds"))
 
@@ -195,13 +198,20 @@ def _number(text: str) -> float | None:
         return None
     if math.isnan(value):
         return None
-    return int(text) if re.fullmatch(r"[+-]?\d+", text) else value
+    if not re.fullmatch(r"[+-]?\d+", text):
+        return value
+    try:
+        return int(text)
+    except ValueError:  # over 4300 digits: Python refuses to convert it, and no bound needs it
+        return None
 
 
 def _size(raw: Any, where: str) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
         return raw
     match = _SIZE_RE.fullmatch(raw) if isinstance(raw, str) else None
+    if match is not None and len(match.group(1)) > 30:  # int() refuses over 4300 digits; no size needs 30
+        match = None
     if match is None or int(match.group(1)) <= 0:
         raise ConfigError(f"{CONFIG_NAME}: {where} must be a positive size in bytes, or a string such as \"50 MiB\"")
     return int(match.group(1)) * _UNITS[match.group(2)]

@@ -38,7 +38,7 @@ def parse(buf: ByteSource) -> Layout:
         raise FormatError(f"header length {n} does not fit a {size}-byte file")
     try:
         header = json.loads(bytes(buf[8 : 8 + n]))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, and integers over 4300 digits
         # our own words, not json's message: pointer bytes must not depend on the Python version
         raise FormatError("header is not valid UTF-8 JSON") from None
     if not isinstance(header, dict):

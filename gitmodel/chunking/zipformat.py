@@ -137,8 +137,8 @@ def _npy_tensor(buf: ByteSource, name: str, start: int, length: int) -> Tensor |
             warnings.simplefilter("ignore")
             meta = ast.literal_eval(head[body : body + hlen].decode("latin1"))
         descr, shape = meta["descr"], tuple(int(d) for d in meta["shape"])
-    except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError):
-        return None
+    except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError, OverflowError):
+        return None  # OverflowError: a shape of 1e999 (an infinite float) is no int
     if not isinstance(descr, str) or not re.fullmatch(r"[<|=]?[biufc][1-9][0-9]*", descr):
         return None  # records, objects, big-endian: keep the member, list no tensor
     code = descr.lstrip("<|=")

@@ -35,6 +35,32 @@ def compressor(kind: str, level: int = 1) -> Any:
     return found
 
 
+# A zstd block decodes to at most 128 KiB and costs at least 3 bytes of header (an RLE block
+# is 4 bytes for 128 KiB): no frame decodes to more than this per 3 bytes of its own.
+_MAX_BLOCK = 128 << 10
+
+
+def zstd_size_problem(payload: bytes | memoryview, raw_len: int) -> str | None:
+    """Why `payload` cannot be a zstd frame of `raw_len` bytes, judged before decoding (None: it may be).
+
+    zstandard sizes its output by the frame's stated content size, or by the largest size
+    allowed when the frame states none: a damaged length would be an allocation of up to 4 GiB
+    (index) or 2^64 (loose header) from a few bytes. So a stated size must be `raw_len`, and
+    `raw_len` must be within what the payload's blocks can hold.
+    """
+    import zstandard
+
+    if raw_len > (len(payload) // 3 + 1) * _MAX_BLOCK:
+        return f"a frame of {len(payload)} bytes cannot hold {raw_len}"
+    try:
+        stated = zstandard.frame_content_size(payload)
+    except zstandard.ZstdError:
+        return "no zstd frame header"
+    if stated >= 0 and stated != raw_len:  # -1: the frame does not say
+        return f"a frame of {stated} bytes"
+    return None
+
+
 def zstd_decompress(payload: bytes | memoryview, raw_len: int, ctx: DecodeContext, what: str) -> bytes:
     """One zstd frame that must decode to exactly `raw_len` bytes."""
     found = getattr(_local, "d", None)
@@ -43,6 +69,9 @@ def zstd_decompress(payload: bytes | memoryview, raw_len: int, ctx: DecodeContex
 
         found = zstandard.ZstdDecompressor()
         _local.d = found
+    problem = zstd_size_problem(payload, raw_len)
+    if problem is not None:
+        raise damaged(ctx, f"{what}: a valid zstd frame of {raw_len} bytes", problem)
     try:
         out: bytes = found.decompress(payload, max_output_size=max(raw_len, 1))
     except Exception as exc:  # zstandard raises ZstdError on a damaged or truncated frame

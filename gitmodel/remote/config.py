@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from gitmodel.config import CONFIG_NAME, load_config
-from gitmodel.errors import GitModelError
+from gitmodel.errors import GitModelError, one_line
 from gitmodel.gitrepo import GitRepo
 from gitmodel.remote.base import Remote
 from gitmodel.store.atomic import write_file_atomic
@@ -39,12 +39,12 @@ def load_remotes(git: GitRepo) -> dict[str, RemoteSpec]:
         raise GitModelError(f"{CONFIG_NAME}: 'remotes' must be a table of [remotes.<name>] tables")
     out = {}
     for name, entry in table.items():
-        where = f"{CONFIG_NAME}: [remotes.{name}]"
+        where = f"{CONFIG_NAME}: [remotes.{one_line(name)}]"  # a quoted name may hold a newline
         if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
             raise GitModelError(f"{where} needs url = \"s3://bucket/prefix\" or a folder")
         unknown = sorted(set(entry) - {"url", "endpoint_url"})
         if unknown:
-            raise GitModelError(f"{where}: unknown key {unknown[0]}; the keys there are url, endpoint_url")
+            raise GitModelError(f"{where}: unknown key {one_line(unknown[0])}; the keys there are url, endpoint_url")
         endpoint = entry.get("endpoint_url")
         if endpoint is not None and not isinstance(endpoint, str):
             raise GitModelError(f"{where}: endpoint_url must be a string")

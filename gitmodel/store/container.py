@@ -98,6 +98,11 @@ def decode(codec: int, payload: bytes, raw_len: int, where: str) -> bytes:
             import zstandard
 
             decompressor = _local.decompressor = zstandard.ZstdDecompressor()
+        from gitmodel.codecs.basic import zstd_size_problem
+
+        problem = zstd_size_problem(payload, raw_len)  # a header's raw length must not size an allocation
+        if problem is not None:
+            raise DamagedObjectError(where, "a valid zstd frame", problem)
         try:
             data = decompressor.decompress(payload, max_output_size=raw_len)
         except Exception as exc:  # zstandard raises ZstdError on corrupt frames

@@ -195,15 +195,16 @@ class PackIndex:
             rec = RECORD.unpack_from(buf, lo * RECORD_SIZE)
             if rec[0] != chunk:
                 return
-            if self._cache_live[rec[1]]:
+            if rec[1] < len(self._cache_live) and self._cache_live[rec[1]]:  # a tampered number names nothing
                 yield Location(self._cache_packs[rec[1]], *rec[2:7])
             lo += 1
 
     def entries(self) -> Iterator[tuple[bytes, Location]]:
         """Every (chunk id, location), duplicates included."""
         self._ensure()
+        live = self._cache_live
         for rec in RECORD.iter_unpack(self._cache):
-            if self._cache_live[rec[1]]:
+            if rec[1] < len(live) and live[rec[1]]:
                 yield rec[0], Location(self._cache_packs[rec[1]], *rec[2:7])
         for chunk, locs in list(self._extra.items()):
             for loc in locs:
@@ -235,7 +236,9 @@ def _read_cache(path: Path) -> tuple[bytes, list[str], int]:
         return b"", [], 0
     magic, version, npacks = _CACHE_HEAD.unpack_from(data)
     start = _CACHE_HEAD.size + 32 * npacks
-    if magic != CACHE_MAGIC or version != CACHE_VERSION or (len(data) - 32 - start) % RECORD_SIZE:
+    # a pack count that points past the end would be walked four billion times: no cache
+    if (magic != CACHE_MAGIC or version != CACHE_VERSION or start > len(data) - 32
+            or (len(data) - 32 - start) % RECORD_SIZE):
         return b"", [], 0
     packs = [data[_CACHE_HEAD.size + 32 * i : _CACHE_HEAD.size + 32 * (i + 1)].hex() for i in range(npacks)]
     records = data[start:-32]

@@ -319,8 +319,11 @@ class ChunkStore:
     def read_entry(self, loc: Location) -> tuple[bytes, bytes]:
         """The container header and payload of a pack entry, as stored."""
         fd = self._pack_fd(loc.pack)
-        blob = os.pread(fd, loc.length, loc.offset)
         where = f"{self.pack_path(loc.pack)}@{loc.offset}"
+        size = os.fstat(fd).st_size
+        if loc.offset + loc.length > size:  # a damaged index: never a read sized (or placed) by it
+            raise DamagedObjectError(where, f"{loc.length} bytes", f"a pack of {size} bytes (truncated pack)")
+        blob = os.pread(fd, loc.length, loc.offset)
         if len(blob) != loc.length:
             raise DamagedObjectError(where, f"{loc.length} bytes", f"{len(blob)} bytes (truncated pack)")
         return blob[: container.HEADER_SIZE], blob[container.HEADER_SIZE :]
@@ -496,12 +499,16 @@ class PackWriter(OrderedStage[Encoded]):
 
     def finish(self) -> None:
         """Publish the last packs; every chunk put is then durable and found by the index."""
-        super().finish()
         try:
-            self._seal()
-            self._publish()
-        except OSError as exc:
-            raise GitModelError(f"cannot write to the store {self._store.root}: {exc.strerror or exc}") from None
+            super().finish()
+            try:
+                self._seal()
+                self._publish()
+            except OSError as exc:
+                raise GitModelError(f"cannot write to the store {self._store.root}: {exc.strerror or exc}") from None
+        except BaseException:
+            self.abort()  # a write that failed (disk full) must not leave its half-written pack in tmp/
+            raise
 
     def abort(self) -> None:
         super().abort()

@@ -75,6 +75,8 @@ def decode_index(data: bytes, name: str, where: str) -> list[Entry]:
 
 def check_index(data: bytes, name: str, where: str) -> None:
     """Refuse an index file that is not one, is newer, or does not match its name."""
+    if len(data) < len(INDEX_HEADER):
+        raise DamagedObjectError(where, f"an {len(INDEX_HEADER)}-byte index header", f"{len(data)} bytes")
     if data[:4] != INDEX_MAGIC:
         raise DamagedObjectError(where, f"magic {INDEX_MAGIC!r}", f"{data[:4]!r}")
     if data[4] > INDEX_VERSION:
