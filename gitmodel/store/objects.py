@@ -253,7 +253,7 @@ class ChunkStore:
         """The 16-byte id of the base chunk a delta entry names (the start of its payload)."""
         try:
             got = os.pread(self._pack_fd(loc.pack), 16, loc.offset + container.HEADER_SIZE)
-        except OSError:
+        except (OSError, OverflowError):  # OverflowError: an offset past 2^63 from a damaged index
             return b""
         return got if len(got) == 16 else b""
 
@@ -318,24 +318,26 @@ class ChunkStore:
 
     def read_entry(self, loc: Location) -> tuple[bytes, bytes]:
         """The container header and payload of a pack entry, as stored."""
+        blob, _ = self._pread_entry(loc)
+        return blob[: container.HEADER_SIZE], blob[container.HEADER_SIZE :]
+
+    def _pread_entry(self, loc: Location) -> tuple[bytes, str]:
+        """A pack entry's bytes and where they are; an index entry placing it past the pack's
+        end is damage, found before a read sized (or placed) by it."""
         fd = self._pack_fd(loc.pack)
         where = f"{self.pack_path(loc.pack)}@{loc.offset}"
         size = os.fstat(fd).st_size
-        if loc.offset + loc.length > size:  # a damaged index: never a read sized (or placed) by it
+        if loc.offset + loc.length > size:
             raise DamagedObjectError(where, f"{loc.length} bytes", f"a pack of {size} bytes (truncated pack)")
         blob = os.pread(fd, loc.length, loc.offset)
         if len(blob) != loc.length:
             raise DamagedObjectError(where, f"{loc.length} bytes", f"{len(blob)} bytes (truncated pack)")
-        return blob[: container.HEADER_SIZE], blob[container.HEADER_SIZE :]
+        return blob, where
 
     def _read_packed(
         self, cid: ChunkId, loc: Location, depth: int = 0, known: Mapping[str, bytes | bytearray] | None = None,
     ) -> bytes | bytearray:
-        fd = self._pack_fd(loc.pack)
-        blob = os.pread(fd, loc.length, loc.offset)
-        where = f"{self.pack_path(loc.pack)}@{loc.offset}"
-        if len(blob) != loc.length:
-            raise DamagedObjectError(where, f"{loc.length} bytes", f"{len(blob)} bytes (truncated pack)")
+        blob, where = self._pread_entry(loc)
         view = memoryview(blob)  # the payload is decoded in place, not copied out of the entry
         return self.decode_buffer(cid, view[: container.HEADER_SIZE], view[container.HEADER_SIZE :], loc, where, depth, known)
 
