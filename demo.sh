@@ -193,9 +193,9 @@ step "The audit trail (Git notes, refs/notes/model): who did what, when and why"
 run git model audit model
 run git model audit --verify
 
-step "Storage: what each version costs, and a full check of the store"
+step "Storage: what each version costs, and a full check of the store (every chunk, and every version whole)"
 run git model du model
-run git model fsck
+run git model fsck --files   # also rebuilds every version in memory and checks its BLAKE3 digest
 total=0
 for ((v = 0; v < VERSIONS; v++)); do
     total=$((total + $(stat -c %s "$SERIES/v$v.safetensors")))
