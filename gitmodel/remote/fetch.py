@@ -24,7 +24,6 @@ from gitmodel.store import container
 from gitmodel.store.index import Location
 from gitmodel.store.loose import manifest_id_of
 from gitmodel.store.objects import ChunkId, ChunkStore, ManifestId
-from gitmodel.store.repack import drop_chunks
 
 # Ranges closer than this are read as one (the bytes between are cheaper than a request);
 # one read holds at most MAX_READ bytes, so memory stays bounded whatever the model size.
@@ -143,7 +142,7 @@ def fetch(
             store.put_manifest(raw_manifests[mid])
             result.manifests += 1
     if suspects - trusted:  # not kept: a later fetch, after the remote is repaired, reads them again
-        drop_chunks(store, {bytes.fromhex(c) for c in suspects - trusted})
+        store.delete_chunks(ChunkId(c) for c in suspects - trusted)
     store.sync()
     result.bytes_received = tally.bytes
     result.requests = tally.requests

@@ -68,7 +68,8 @@ class S3Remote(Remote):
         if "nosuchbucket" in low or "bucket does not exist" in low:
             return RemoteError(f"bucket '{self.bucket}' does not exist (remote {self.url}); create it or fix the url")
         if isinstance(exc, (oe.PermissionDeniedError, oe.UnauthenticatedError)) or any(
-            w in low for w in ("accessdenied", "invalidaccesskeyid", "signaturedoesnotmatch", "403 forbidden", "status: 403")
+            w in low for w in ("accessdenied", "invalidaccesskeyid", "signaturedoesnotmatch", "expiredtoken", "invalidtoken",
+                               "403 forbidden", "status: 403")
         ):
             return RemoteError(
                 f"the remote {self.url} refused the credentials (access denied); check AWS_ACCESS_KEY_ID / "
@@ -77,12 +78,15 @@ class S3Remote(Remote):
         if isinstance(exc, (FileNotFoundError, oe.NotFoundError)) or "nosuchkey" in low:
             return RemoteNotFound(f"{key} is not on the remote {self.url}")
         if any(w in low for w in ("connect", "connection", "timed out", "timeout", "dns", "error sending request")):
-            where = self.endpoint_url or "S3"
-            return RemoteError(
-                f"cannot reach the remote {self.url} at {where} (retried, gave up); check the network or the "
-                f"endpoint, then run the command again: it resumes", retryable=True,
-            )
+            return self._unreachable()
         return RemoteError(f"remote {self.url}: {key}: {_first_line(exc)}", retryable=True)
+
+    def _unreachable(self) -> RemoteError:
+        where = self.endpoint_url or "S3"
+        return RemoteError(
+            f"cannot reach the remote {self.url} at {where} (retried, gave up); check the network or the "
+            f"endpoint, then run the command again: it resumes", retryable=True,
+        )
 
     # -- the interface ------------------------------------------------------------------
     def list_keys(self, prefix: str) -> dict[str, int]:
@@ -172,28 +176,12 @@ class S3Remote(Remote):
         full = f"{self.prefix}/{key}" if self.prefix else key
         try:
             mp.put_resumable(client, full, source, PART_SIZE, counter, jobs=self.transfers)
-        except mp.S3HttpError as exc:
-            raise self._fail_code(exc, key) from None
+        except mp.S3HttpError as exc:  # its text carries S3's error code (NoSuchBucket, AccessDenied...)
+            raise self._fail(exc, key) from None
         except (OSError, http_client.HTTPException) as exc:
             if isinstance(exc, OSError) and exc.filename is not None:
                 raise  # the local file, not the network
-            where = self.endpoint_url or "S3"
-            raise RemoteError(
-                f"cannot reach the remote {self.url} at {where} (retried, gave up); check the network or the "
-                f"endpoint, then run the command again: it resumes", retryable=True,
-            ) from None
-
-    def _fail_code(self, exc: Exception, key: str) -> RemoteError:
-        """One line for an S3 error answer to a multipart call (its code names what went wrong)."""
-        code = getattr(exc, "code", "")
-        if code == "NoSuchBucket":
-            return RemoteError(f"bucket '{self.bucket}' does not exist (remote {self.url}); create it or fix the url")
-        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
-            return RemoteError(
-                f"the remote {self.url} refused the credentials (access denied); check AWS_ACCESS_KEY_ID / "
-                f"AWS_PROFILE, or the bucket's policy"
-            )
-        return self._fail(exc, key)
+            raise self._unreachable() from None
 
     def delete(self, key: str) -> None:
         import obstore
