@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,14 +18,25 @@ from gitmodel.store.objects import ChunkStore, ChunkId, ManifestId
 if TYPE_CHECKING:
     import numpy as np
 
-# Bytes compared per step: big enough that numpy's per-call cost vanishes, small enough that
-# the two blocks and their float64 copies stay a few tens of MiB whatever the tensor's size.
-BLOCK = 4 << 20
+# Values compared per step, as float32 bytes (a step reads BLOCK // 4 values of each version):
+# 1 MiB, so that a step's inputs, its difference and its squares stay in a core's L2 cache
+# (2 MiB here) and numpy's passes over them run at cache speed; large enough that the ~15
+# numpy calls per step cost little beside the work (docs/review.md, --numeric).
+BLOCK = 1 << 20
+# A tensor is compared in pieces of this many bytes, each on whichever core is free, so one
+# large tensor (an embedding) does not leave the other cores idle. A multiple of the chunker's
+# 4 MiB pieces of a tensor (gitmodel.chunking.PIECE_SIZE): each chunk is read by one piece.
+PIECE = 32 << 20
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
 _ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}
 # Chunks a reader keeps for its peer: a block of BLOCK bytes spans at most this many chunks
 # of a tensor cut into 4 MiB pieces, or a few of its group's smaller ones.
 _RECENT = 4
+# Below this many squared units per value, a float32 sum of squares may have lost values to
+# underflow (squares under 2**-126 are rounded to subnormals or zero): such a sum is taken
+# again in float64. Each value's loss is under 2**-149, so a sum above 2**-100 per value is
+# off by less than 2**-49 of itself.
+_TINY = 2.0 ** -100
 
 
 @dataclass(frozen=True)
@@ -34,7 +46,7 @@ class TensorStats:
     name: str
     dtype: str
     elements: int
-    max_abs_diff: float
+    max_abs_diff: float  # NaN when a difference is NaN (a NaN in either version, or inf - inf), as numpy gives
     rel_l2: float | None  # ||new - old|| / ||old||; None when old is all zeros and new is not
     changed_fraction: float  # values whose bits differ, over all values
 
@@ -51,32 +63,42 @@ class NumericDiff:
     skipped: tuple[Skipped, ...]
 
 
+class _Chunks:
+    """A manifest's chunk ids and where each starts in the file."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.ids = [cid for cid, _ in manifest.chunks]
+        self.starts: list[int] = []
+        pos = 0
+        for _, n in manifest.chunks:
+            self.starts.append(pos)
+            pos += n
+
+
 class _Reader:
     """Sequential reads of a byte range of a file rebuilt from its manifest's chunks, one chunk in
     memory (a few when it keeps them for the reader of the other version)."""
 
-    def __init__(self, store: ChunkStore, manifest: Manifest, offset: int, length: int) -> None:
+    def __init__(self, store: ChunkStore, chunks: _Chunks, offset: int, length: int) -> None:
         self.store = store
-        self.chunks = manifest.chunks
-        self.starts: list[int] = []
-        pos = 0
-        for _, n in self.chunks:
-            self.starts.append(pos)
-            pos += n
+        self.ids = chunks.ids
+        self.starts = chunks.starts
         self.pos = offset
         self.end = offset + length
         self.index = bisect.bisect_right(self.starts, offset) - 1
         self.data = memoryview(b"")
         self.data_start = 0
         # the last chunks read, by id; the reader of the other version (`peer`) reads the same
-        # range first, and its chunk there is usually this one's delta base
+        # range first, and its chunk there is usually this one's delta base, or this very chunk
         self.recent: dict[str, bytes | bytearray] = {}
         self.peer: _Reader | None = None
         self.keeps_recent = False
 
     def _load(self) -> None:
-        cid, _ = self.chunks[self.index]
-        raw = self.store.read_chunk(ChunkId(cid), self.peer.recent if self.peer is not None else None)
+        cid = self.ids[self.index]
+        known = self.peer.recent if self.peer is not None else None
+        # an unchanged chunk of a changed tensor: the peer read (and verified) these very bytes
+        raw = known[cid] if known is not None and cid in known else self.store.read_chunk(ChunkId(cid), known)
         if self.keeps_recent:
             self.recent[cid] = raw
         if len(self.recent) > _RECENT:
@@ -104,54 +126,141 @@ class _Reader:
         return memoryview(b"".join(pieces))
 
 
-def _as_float(buf: memoryview, dtype: str) -> np.ndarray:
+@dataclass
+class _Sums:
+    """What one piece of a tensor adds up to; pieces are combined in order, so the figures do not
+    depend on how many cores compared them."""
+
+    max_abs: float = 0.0
+    diff_sq: float = 0.0
+    old_sq: float = 0.0
+    changed: int = 0
+
+    def add(self, other: _Sums) -> None:
+        # a NaN maximum stays NaN, as numpy's max of an array holding one is NaN
+        if math.isnan(self.max_abs) or math.isnan(other.max_abs):
+            self.max_abs = math.nan
+        else:
+            self.max_abs = max(self.max_abs, other.max_abs)
+        self.diff_sq += other.diff_sq
+        self.old_sq += other.old_sq
+        self.changed += other.changed
+
+
+class _Scratch:
+    """One thread's buffers for a step of `count` values, reused from step to step."""
+
+    def __init__(self, count: int, wide: bool) -> None:
+        import numpy as np
+
+        work = np.float64 if wide else np.float32
+        self.diff = np.empty(count, dtype=work)
+        self.square = np.empty(count, dtype=work)
+        self.unequal = np.empty(count, dtype=np.bool_)
+        # bf16 and fp16 values widened to float32 (exactly), old and new
+        self.old = np.empty(count, dtype=np.float32)
+        self.new = np.empty(count, dtype=np.float32)
+
+
+def _values(buf: memoryview, dtype: str, out: np.ndarray) -> np.ndarray:
+    """The values of `buf` as float32 (float64 for F64): F32 and F64 as they are, bf16 and fp16
+    widened into `out` (exact: every bf16 and fp16 value is a float32)."""
     import numpy as np
 
+    if dtype == "F32":
+        return np.frombuffer(buf, "<f4")
+    if dtype == "F64":
+        return np.frombuffer(buf, "<f8")
+    out = out[: len(buf) // 2]
     if dtype == "BF16":  # bfloat16 is the high half of a float32
-        return (np.frombuffer(buf, "<u2").astype(np.uint32) << 16).view(np.float32)
-    if dtype == "F16":
-        return np.frombuffer(buf, "<f2").astype(np.float32)
-    return np.frombuffer(buf, "<f8" if dtype == "F64" else "<f4")
+        np.left_shift(np.frombuffer(buf, "<u2"), 16, out=out.view(np.uint32), dtype=np.uint32)
+        return out
+    np.copyto(out, np.frombuffer(buf, "<f2"))
+    return out
 
 
-def tensor_stats(
-    name: str, dtype: str, old: Callable[[int], memoryview], new: Callable[[int], memoryview], nbytes: int,
-) -> TensorStats:
-    """Compare two tensors of `nbytes` each, read block by block through `old` and `new`.
+def _block(a: memoryview, b: memoryview, dtype: str, scratch: _Scratch, sums: _Sums) -> None:
+    """Add one block of old values `a` and new values `b` to `sums`.
 
-    Per block: one subtraction, two squares summed by numpy's pairwise summation (accurate
-    in float32; blocks are summed in float64), and a comparison of the raw bits, so that a
-    -0.0 that became 0.0 counts as changed and a NaN that stayed NaN does not.
+    The difference, its square and the old value's square are taken in float32 (float64 for
+    F64), summed by numpy's pairwise summation per block, blocks summed in float64. Where
+    float32 could be wrong (an overflow to inf, a NaN, a sum small enough to have lost values
+    to underflow) that quantity is taken again in float64 for the block. The maximum is made
+    exact: rounding to float32 keeps order, so the values whose float32 |difference| is the
+    block's maximum hold the largest float64 one, and only they are taken again in float64.
+    The bits are compared as integers, so that -0.0 -> 0.0 counts as changed and a NaN that
+    stayed the same NaN does not.
     """
     import numpy as np
 
     width = _ITEMSIZE[dtype]
     bits = {8: "<u8", 4: "<u4", 2: "<u2"}[width]
-    work = np.float64 if dtype == "F64" else np.float32
-    scratch = np.empty(BLOCK // width, dtype=work)
-    square = np.empty(BLOCK // width, dtype=work)
-    max_abs = 0.0
-    diff_sq = old_sq = 0.0
-    changed = 0
+    count = len(a) // width
+    sums.changed += int(np.count_nonzero(np.not_equal(np.frombuffer(a, bits), np.frombuffer(b, bits),
+                                                      out=scratch.unequal[:count])))
+    fa, fb = _values(a, dtype, scratch.old), _values(b, dtype, scratch.new)
+    d = np.subtract(fb, fa, out=scratch.diff[:count])
+    top, bottom = float(d.max()), float(d.min())  # NaN when any is: numpy's max propagates it
+    square = scratch.square[:count]
+    diff_sq = float(np.multiply(d, d, out=square).sum())
+    old_sq = float(np.multiply(fa, fa, out=square).sum())
+    if dtype == "F64":
+        block_max = math.nan if math.isnan(top) or math.isnan(bottom) else max(top, -bottom)
+        sums.add(_Sums(block_max, diff_sq, old_sq))
+        return
+    tiny = count * _TINY
+    a64 = b64 = None
+    if not (math.isfinite(diff_sq) and diff_sq >= tiny or diff_sq == 0 and top == bottom == 0):
+        a64, b64 = fa.astype(np.float64), fb.astype(np.float64)
+        d64 = b64 - a64
+        diff_sq = float(np.multiply(d64, d64, out=d64).sum())
+    if not (math.isfinite(old_sq) and old_sq >= tiny):
+        a64 = fa.astype(np.float64) if a64 is None else a64
+        old_sq = float(np.multiply(a64, a64).sum())
+    if not (math.isfinite(top) and math.isfinite(bottom)):
+        # an inf or NaN, or a difference past float32's range: numpy's own figure, in float64
+        a64 = fa.astype(np.float64) if a64 is None else a64
+        b64 = fb.astype(np.float64) if b64 is None else b64
+        sums.add(_Sums(float(np.max(np.abs(b64 - a64))), diff_sq, old_sq))
+        return
+    top32 = max(top, -bottom)
+    # rounding is monotonic: a block whose float32 maximum is below the float32 rounding of the
+    # exact maximum so far holds no larger difference
+    if math.isnan(sums.max_abs) or top32 < float(np.float32(sums.max_abs)):
+        sums.add(_Sums(0.0, diff_sq, old_sq))  # this block cannot hold a larger difference
+        return
+    at = np.flatnonzero(np.abs(d) == np.float32(top32))
+    exact = np.max(np.abs(fb[at].astype(np.float64) - fa[at].astype(np.float64)))
+    sums.add(_Sums(float(exact), diff_sq, old_sq))
+
+
+def _compare(name: str, dtype: str, old: _Reader, new: _Reader, nbytes: int) -> _Sums:
+    """Add up `nbytes` of one tensor, read block by block through `old` and `new`."""
+    width = _ITEMSIZE[dtype]
+    step = max(1, BLOCK // 4) * width
+    scratch = _Scratch(step // width, dtype == "F64")
+    sums = _Sums()
     done = 0
     while done < nbytes:
-        a, b = old(BLOCK), new(BLOCK)
+        a, b = old.read(step), new.read(step)
         if len(a) != len(b) or len(a) == 0 or len(a) % width:
             raise GitModelError(f"tensor {name}: its bytes end early in the store (a damaged manifest?)")
-        count = len(a) // width
-        changed += int(np.count_nonzero(np.frombuffer(a, bits) != np.frombuffer(b, bits)))
-        fa, fb = _as_float(a, dtype), _as_float(b, dtype)
-        d = np.subtract(fb, fa, out=scratch[:count])
-        max_abs = max(max_abs, float(d.max()), -float(d.min()))
-        diff_sq += float(np.multiply(d, d, out=square[:count]).sum())
-        old_sq += float(np.multiply(fa, fa, out=square[:count]).sum())
+        _block(a, b, dtype, scratch, sums)
         done += len(a)
-    elements = nbytes // width
-    if old_sq > 0:
-        rel: float | None = (diff_sq / old_sq) ** 0.5
+    return sums
+
+
+def _stats(name: str, dtype: str, nbytes: int, sums: _Sums) -> TensorStats:
+    elements = nbytes // _ITEMSIZE[dtype]
+    diff_sq, old_sq = sums.diff_sq, sums.old_sq
+    rel: float | None
+    if math.isnan(diff_sq) or math.isnan(old_sq):
+        rel = math.nan  # as numpy's norm of an array holding a NaN
+    elif old_sq > 0:
+        rel = math.sqrt(diff_sq / old_sq)  # inf / inf is NaN, as numpy gives
     else:
         rel = 0.0 if diff_sq == 0 else None
-    return TensorStats(name, dtype, elements, max_abs, rel, changed / elements if elements else 0.0)
+    return TensorStats(name, dtype, elements, sums.max_abs, rel, sums.changed / elements if elements else 0.0)
 
 
 def _manifest(store: ChunkStore, entry: ptr.FileEntry, model: str) -> Manifest:
@@ -171,14 +280,17 @@ def numeric_diff(store: ChunkStore, old: ptr.Pointer, new: ptr.Pointer, names: I
     wanted = sorted(set(names) if names is not None else {
         n for n in set(old_files) & set(new_files) if old_files[n].tensors[n].digest != new_files[n].tensors[n].digest
     })
-    manifests: dict[str, Manifest] = {}
+    manifests: dict[str, tuple[dict[str, TensorEntry], _Chunks]] = {}
 
     def entry_of(f: ptr.FileEntry, name: str, model: str) -> TensorEntry | None:
         if f.manifest not in manifests:
-            manifests[f.manifest] = _manifest(store, f, model)
-        return next((t for t in manifests[f.manifest].tensors if t.name == name), None)
+            m = _manifest(store, f, model)
+            manifests[f.manifest] = ({t.name: t for t in m.tensors}, _Chunks(m))
+        return manifests[f.manifest][0].get(name)
 
-    jobs: list[tuple[str, str, _Reader, _Reader, int]] = []
+    # each tensor is cut into pieces of PIECE bytes (at least one), compared on any core
+    tensors: list[tuple[str, str, int, int]] = []  # name, dtype, bytes, its first piece
+    pieces: list[tuple[str, str, str, int, str, int, int]] = []  # name, dtype, old manifest, old offset, new ...
     skipped: list[Skipped] = []
     for name in wanted:
         if name not in old_files or name not in new_files:
@@ -195,31 +307,43 @@ def numeric_diff(store: ChunkStore, old: ptr.Pointer, new: ptr.Pointer, names: I
         if oe is None or ne is None or oe.length != ne.length:
             skipped.append(Skipped(name, "not in the manifest's tensor table"))
             continue
-        ro = _Reader(store, manifests[old_files[name].manifest], oe.offset, oe.length)
-        rn = _Reader(store, manifests[new_files[name].manifest], ne.offset, ne.length)
-        ro.keeps_recent, rn.peer = True, ro  # old blocks are read first: a new chunk stored as a delta finds its base in memory
-        jobs.append((name, n.dtype, ro, rn, ne.length))
+        tensors.append((name, n.dtype, ne.length, len(pieces)))
+        size = max(1, PIECE // _ITEMSIZE[n.dtype]) * _ITEMSIZE[n.dtype]  # whole values
+        for at in range(0, max(ne.length, 1), size):
+            pieces.append((name, n.dtype, old_files[name].manifest, oe.offset + at,
+                           new_files[name].manifest, ne.offset + at, min(size, ne.length - at)))
 
-    def run(job: tuple[str, str, _Reader, _Reader, int]) -> TensorStats:
-        name, dtype, ro, rn, length = job
+    def run(piece: tuple[str, str, str, int, str, int, int]) -> _Sums:
+        name, dtype, old_manifest, old_at, new_manifest, new_at, length = piece
+        ro = _Reader(store, manifests[old_manifest][1], old_at, length)
+        rn = _Reader(store, manifests[new_manifest][1], new_at, length)
+        # old blocks are read first: a new chunk stored as a delta finds its base in memory
+        ro.keeps_recent, rn.peer = True, ro
         try:
-            return tensor_stats(name, dtype, ro.read, rn.read, length)
+            return _compare(name, dtype, ro, rn, length)
         except MissingObjectError:
             raise GitModelError(
                 f"a chunk of tensor {name} of {new.name} is not in the store; get it with 'git model pull', "
                 "or run the diff in the clone that added it"
             ) from None
 
-    # numpy and the store's reads release the GIL: tensors are compared on every core at once,
+    # numpy and the store's reads release the GIL: pieces are compared on every core at once,
     # each in its own few blocks of memory
-    workers = min(len(jobs), os.cpu_count() or 1, 8)
+    workers = min(len(pieces), os.cpu_count() or 1, 8)
     if workers <= 1:
-        stats = [run(job) for job in jobs]
+        parts = [run(piece) for piece in pieces]
     else:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(workers) as pool:
-            stats = list(pool.map(run, jobs))
+            parts = list(pool.map(run, pieces))
+    stats = []
+    for i, (name, dtype, nbytes, first) in enumerate(tensors):
+        last = tensors[i + 1][3] if i + 1 < len(tensors) else len(parts)
+        total = _Sums()
+        for part in parts[first:last]:
+            total.add(part)
+        stats.append(_stats(name, dtype, nbytes, total))
     return NumericDiff(tuple(stats), tuple(skipped))
 
 
