@@ -1,0 +1,192 @@
+"""`diff --numeric` figures against numpy's, in float64 on the original arrays, for every float type and
+the values float32 arithmetic gets wrong (overflow, underflow, NaN, inf, -0.0, float32 ties), whatever
+the block and piece sizes and the number of threads."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import Repo
+
+# dtype name in safetensors -> numpy type of the values given, bit type, and a writer of the raw bytes
+_BITS = {"F64": np.uint64, "F32": np.uint32, "F16": np.uint16, "BF16": np.uint16}
+
+
+def _bf16(values: np.ndarray) -> np.ndarray:
+    """float32 values exactly representable in bfloat16 (the low 16 bits cleared)."""
+    return (values.astype(np.float32).view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32)
+
+
+def _typed(dtype: str, values: np.ndarray) -> np.ndarray:
+    """The values in the numpy type holding `dtype` exactly (bf16 as float32 with 16 zero low bits)."""
+    if dtype == "BF16":
+        return _bf16(values)
+    return values.astype({"F64": np.float64, "F32": np.float32, "F16": np.float16}[dtype])
+
+
+def _raw(dtype: str, values: np.ndarray) -> bytes:
+    if dtype == "BF16":
+        return (values.view(np.uint32) >> 16).astype("<u2").tobytes()
+    return values.astype(values.dtype.newbyteorder("<")).tobytes()
+
+
+def write_safetensors(path: Path, tensors: dict[str, tuple[str, np.ndarray]]) -> None:
+    """A safetensors file written from its specification (8-byte header length, JSON header, data),
+    so that bf16 needs no torch."""
+    header: dict[str, Any] = {}
+    blobs = []
+    offset = 0
+    for name in sorted(tensors):
+        dtype, values = tensors[name]
+        raw = _raw(dtype, values)
+        header[name] = {"dtype": dtype, "shape": list(values.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def reference(dtype: str, old: np.ndarray, new: np.ndarray) -> tuple[float, float | None, float]:
+    """numpy on the original arrays, in float64: max |new - old|, ||new - old|| / ||old|| (None when
+    old is all zeros and new is not; 0 when both norms are 0) and the fraction of values whose bits differ."""
+    a, b = old.astype(np.float64), new.astype(np.float64)
+    with np.errstate(all="ignore"):
+        d = b - a
+        max_abs = float(np.max(np.abs(d))) if d.size else 0.0
+        norm_d, norm_a = float(np.linalg.norm(d)), float(np.linalg.norm(a))
+        rel: float | None = norm_d / norm_a if norm_a != 0 or math.isnan(norm_d) else (0.0 if norm_d == 0 else None)
+    bits = _BITS[dtype]
+    width = np.dtype(bits).itemsize
+    ob = _raw(dtype, old)
+    nb = _raw(dtype, new)
+    changed = np.count_nonzero(np.frombuffer(ob, f"<u{width}") != np.frombuffer(nb, f"<u{width}"))
+    return max_abs, rel, (changed / old.size if old.size else 0.0)
+
+
+def _cases(dtype: str, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """name -> (old values, new values), already exact in `dtype`."""
+    t = lambda v: _typed(dtype, np.asarray(v, dtype=np.float64))  # noqa: E731
+    base = t(rng.standard_normal(3000))
+    cases = {
+        "fine": (base, t(base.astype(np.float64) * 1.001 + 1e-3 * rng.standard_normal(3000))),
+        "nan_same": (t(np.r_[base[:50], np.nan, base[51:100]]), t(np.r_[base[:50] * 2, np.nan, base[51:100]])),
+        "nan_new": (t(base[:100]), t(np.r_[base[:99], np.nan])),
+        "inf_same": (t(np.r_[base[:10], np.inf]), t(np.r_[base[:10] + 1, np.inf])),
+        "inf_new": (t(base[:100]), t(np.r_[-np.inf, base[1:100]])),
+        "neg_zero": (t(np.zeros(64)), t(np.r_[np.zeros(60), -np.zeros(4)])),
+        "zero_old": (t(np.zeros(64)), t(rng.standard_normal(64))),
+        # float32 rounds both differences to 1.0; float64 tells them apart, the larger one last
+        "tie": (t([1.0, 1.0, 1.0, 0.5] * 40), t([-(2.0 ** -30), 0.0, -(2.0 ** -29), 0.5] * 40)),
+    }
+    if dtype == "F16":  # 1024 + 2**-19 and 1024 + 2**-20 round to 1024 in float32
+        cases["tie"] = (t([1024.0, 1024.0, 3.0] * 40), t([-(2.0 ** -20), -(2.0 ** -19), 3.0] * 40))
+    if dtype in ("F32", "BF16"):
+        cases.update({
+            "overflow": (t([3e38, -3e38, 1.0] * 20), t([-3e38, 3e38, 1.0] * 20)),  # differences past float32's range
+            "huge": (t(rng.standard_normal(500) * 1e25), t(rng.standard_normal(500) * 1e25)),  # squares past it
+            "tiny": (t(rng.standard_normal(500) * 1e-30), t(rng.standard_normal(500) * 1e-30)),  # squares under it
+        })
+    return {f"{dtype.lower()}.{name}": pair for name, pair in cases.items()}
+
+
+def _assert_matches(got: Any, dtype: str, old: np.ndarray, new: np.ndarray) -> None:
+    max_abs, rel, changed = reference(dtype, old, new)
+    assert got.dtype == dtype and got.elements == old.size
+    if math.isnan(max_abs):
+        assert math.isnan(got.max_abs_diff), (got, max_abs)
+    else:
+        assert got.max_abs_diff == max_abs, (got, max_abs)  # exact: numpy's float64 figure
+    if rel is None or math.isnan(rel) or math.isinf(rel):
+        assert got.rel_l2 is rel or (rel is not None and got.rel_l2 is not None
+                                     and (math.isnan(rel) and math.isnan(got.rel_l2) or got.rel_l2 == rel)), (got, rel)
+    else:
+        assert got.rel_l2 == pytest.approx(rel, rel=1e-6, abs=0), (got, rel)
+    assert got.changed_fraction == changed, (got, changed)
+
+
+@pytest.fixture(scope="module")
+def special_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Repo, dict[str, tuple[str, np.ndarray, np.ndarray]]]:
+    """One committed version of a file holding every case of every dtype, and the next in the work tree."""
+    from conftest import new_repo
+
+    base = tmp_path_factory.mktemp("numeric-exact")
+    repo = new_repo(base / "repo", base / "home")
+    rng = np.random.default_rng(int(os.environ.get("GITMODEL_SEED", "5")))
+    cases = {name: (dtype, old, new) for dtype in _BITS for name, (old, new) in _cases(dtype, rng).items()}
+    path = repo.path / "special.safetensors"
+    write_safetensors(path, {name: (dtype, old) for name, (dtype, old, _) in cases.items()})
+    repo.gm("add", "-q", "special.safetensors")
+    repo.commit("v1")
+    write_safetensors(path, {name: (dtype, new) for name, (dtype, _, new) in cases.items()})
+    repo.gm("add", "-q", "special.safetensors")
+    return repo, cases
+
+
+# (block bytes, piece bytes): the defaults; steps of 7 to 333 values in pieces of 6 to 50 values, so that
+# steps end inside chunks and pieces start inside them, on several threads
+SIZES = [(None, None), (28, 100), (4 * 333, 52)]
+
+
+@pytest.mark.parametrize("block,piece", SIZES)
+def test_every_dtype_and_special_value_matches_numpy(special_repo: Any, monkeypatch: pytest.MonkeyPatch,
+                                                    block: int | None, piece: int | None) -> None:
+    from gitmodel import api, numeric
+    from gitmodel.diff import diff
+
+    repo, cases = special_repo
+    if block is not None:
+        monkeypatch.setattr(numeric, "BLOCK", block)
+        monkeypatch.setattr(numeric, "PIECE", piece)
+    ws = api.Workspace(repo.path)
+    result = numeric.numeric_of(ws.store, diff(ws.git))
+    (nd,) = result.values()
+    got = {t.name: t for t in nd.tensors}
+    assert not nd.skipped
+    # a tensor whose bits did not change is not compared (none here: every case changed)
+    assert sorted(got) == sorted(cases)
+    for name, (dtype, old, new) in cases.items():
+        _assert_matches(got[name], dtype, old, new)
+
+
+def test_figures_do_not_depend_on_threads_or_pieces(special_repo: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces are added up in order: one thread or eight, the same figures to the last bit."""
+    from gitmodel import api, numeric
+    from gitmodel.diff import diff
+
+    repo, _ = special_repo
+    ws = api.Workspace(repo.path)
+    d = diff(ws.git)
+    monkeypatch.setattr(numeric, "BLOCK", 40)
+    monkeypatch.setattr(numeric, "PIECE", 400)
+    runs = []
+    for cpus in (1, 2, 8):
+        monkeypatch.setattr(os, "cpu_count", lambda cpus=cpus: cpus)
+        runs.append(repr(numeric.numeric_of(ws.store, d)))
+    assert runs[0] == runs[1] == runs[2]
+
+
+def test_rendered_nan_and_inf(special_repo: Any) -> None:
+    """JSON has no NaN or infinity: such a figure is null; the text says nan / inf."""
+    repo, cases = special_repo
+    doc = json.loads(repo.gm("diff", "--numeric", "--json").stdout)
+    stats = {t["name"]: t for t in doc["models"][0]["numeric"]["tensors"]}
+    assert stats["f32.nan_same"]["max_abs_diff"] is None and stats["f32.nan_same"]["rel_l2"] is None
+    assert stats["f32.nan_same"]["changed_fraction"] == pytest.approx(50 / 100)
+    assert stats["bf16.inf_new"]["max_abs_diff"] is None
+    max_abs, rel, _ = reference(*cases["f32.overflow"])
+    assert max_abs == pytest.approx(6e38) and rel == pytest.approx(2.0)
+    assert stats["f32.overflow"]["max_abs_diff"] == max_abs and stats["f32.overflow"]["rel_l2"] == pytest.approx(rel)
+    assert stats["f16.zero_old"]["rel_l2"] is None
+    text = repo.gm("diff", "--numeric").stdout
+    assert "f32.nan_same  max|diff| nan  rel L2 nan  changed 50.00%" in text
+    assert "f32.inf_new  max|diff| inf  rel L2 inf  changed 1.00%" in text
+    assert "f64.neg_zero  max|diff| 0  rel L2 0  changed 6.25%" in text
