@@ -33,8 +33,10 @@ def command(a: str | None, b: str | None, as_stat: bool, as_json: bool, as_markd
     result = diff(ws.git, a, b)
     numbers = None
     if numeric:
+        from gitmodel.allocator import keep_freed_memory
         from gitmodel.numeric import numeric_of
 
+        keep_freed_memory()  # this process decodes every chunk of both versions: reuse their buffers
         numbers = numeric_of(ws.store, result)
     if as_json:
         click.echo(jsonout.dumps(review_render.to_json(result, numbers)))
