@@ -4,8 +4,10 @@ For each size, a safetensors file of float tensors (64 MiB each) is added and co
 every tensor is scaled (a fine-tune that moved every weight) and added again. The command
 timed is `git model diff --numeric --json HEAD~1 HEAD`, run as a user runs it; it reads both
 versions of every tensor back from the store (chunks decoded and verified) and compares them.
-Throughput counts the tensor bytes of one version (each compared with its counterpart).
-Beside it: `cp` of the model file and `sync`, the peer the other benchmarks use.
+Throughput counts the tensor bytes of one version (each compared with its counterpart); the
+CPU seconds (user + sys) and peak RSS come from wait4 of the command. git-model's modules are
+compiled to bytecode first, as `pip install` does (run.py does the same). Beside it: `cp` of the
+model file and `sync`, the peer the other benchmarks use.
 
     python benchmarks/diff_numeric.py [--sizes 512,1024] [--dtype F32] [--repeat 3] [--dir DIR]
 """
@@ -15,16 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+try:
+    from benchmarks.run import compile_bytecode
+except ImportError:  # run as a script: benchmarks/ is on the path
+    from run import compile_bytecode  # type: ignore[no-redef]
 
 TENSOR_MIB = 64
 WHO = ("Bench", "bench@example.com")
@@ -39,17 +44,32 @@ def env_for(home: Path) -> dict[str, str]:
     return env
 
 
-def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall seconds, CPU seconds (user+sys of the child), stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+# Runs one command and reports its wall time and its rusage from wait4. A small process of its
+# own spawns it: a child forked from this one (numpy loaded, 64 MiB tensors written) would
+# report this process's peak RSS as its own, as the kernel keeps the larger of the two.
+SPAWN = """
+import json, os, subprocess, sys, time
+cmd, cwd, out = json.loads(sys.argv[1])
+with open(out, "wb") as f:
     start = time.perf_counter()
-    cp = subprocess.run(args, cwd=cwd, env=env, capture_output=True)
+    p = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.PIPE)
+    err = p.stderr.read()
+    _, status, use = os.wait4(p.pid, 0)
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if cp.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed: {cp.stderr.decode(errors='replace')}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, cp.stdout.decode()
+print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "wall": wall, "cpu": use.ru_utime + use.ru_stime,
+                  "maxrss": use.ru_maxrss, "err": err.decode(errors="replace")}))
+"""
+
+
+def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, int, str]:
+    """Wall seconds, CPU seconds (user+sys), peak RSS (KiB) of the command, and its stdout."""
+    with tempfile.NamedTemporaryFile(prefix="diff-numeric-out-") as out:
+        cp = subprocess.run([sys.executable, "-S", "-c", SPAWN, json.dumps([args, str(cwd), out.name])],
+                            env=env, capture_output=True, text=True, check=True)
+        done = json.loads(cp.stdout)
+        if done["rc"] != 0:
+            raise SystemExit(f"{' '.join(args)} failed: {done['err']}")
+        return done["wall"], done["cpu"], done["maxrss"], Path(out.name).read_text()
 
 
 def write_model(path: Path, size_mib: int, dtype: str, scale: float) -> int:
@@ -87,6 +107,8 @@ def main() -> None:
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="diff-numeric-", dir=args.dir))
     rows = []
+    load = os.getloadavg()
+    compiled = compile_bytecode(env_for(base / "home"))
     try:
         for size in (int(s) for s in args.sizes.split(",")):
             wd = base / f"repo-{size}"
@@ -103,30 +125,33 @@ def main() -> None:
             write_model(model, size, args.dtype, 1.001)
             subprocess.run(gm + ["add", "-q", "model.safetensors"], cwd=wd, env=env, check=True)
             subprocess.run(["git", "commit", "-q", "-m", "v2"], cwd=wd, env=env, check=True)
-            walls, cpus = [], []
+            walls, cpus, rsss = [], [], []
             for _ in range(args.repeat):
-                wall, cpu, out = timed(gm + ["diff", "--numeric", "--json", "HEAD~1", "HEAD"], wd, env)
+                wall, cpu, rss, out = timed(gm + ["diff", "--numeric", "--json", "HEAD~1", "HEAD"], wd, env)
                 walls.append(wall)
                 cpus.append(cpu)
+                rsss.append(rss)
             compared = len(json.loads(out)["models"][0]["numeric"]["tensors"])
             cp_walls, cp_cpus = [], []
             for _ in range(args.repeat):
                 target = wd / "copy.bin"
-                wall, cpu, _ = timed(["sh", "-c", f"cp '{model}' '{target}' && sync"], wd, env)
+                wall, cpu, _, _ = timed(["sh", "-c", f"cp '{model}' '{target}' && sync"], wd, env)
                 cp_walls.append(wall)
                 cp_cpus.append(cpu)
                 target.unlink()
             w, c = sorted(walls)[len(walls) // 2], sorted(cpus)[len(cpus) // 2]
             cw, cc = sorted(cp_walls)[len(cp_walls) // 2], sorted(cp_cpus)[len(cp_cpus) // 2]
-            rows.append((size, args.dtype, compared, tensor_bytes, w, c, cw, cc))
+            rows.append((size, args.dtype, compared, tensor_bytes, w, c, max(rsss), cw, cc))
             shutil.rmtree(wd)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print(f"git model diff --numeric, every tensor changed, median of {args.repeat} ({os.cpu_count()} CPUs)")
-    header = ["size", "dtype", "tensors", "diff wall s", "diff CPU s", "GB/s (wall)", "cp+sync wall s",
-              "cp+sync CPU s", "diff / cp+sync"]
-    body = [[f"{s} MiB", d, str(n), f"{w:.2f}", f"{c:.2f}", f"{tb / w / 1e9:.2f}", f"{cw:.2f}", f"{cc:.2f}",
-             f"{w / cw:.2f}x"] for s, d, n, tb, w, c, cw, cc in rows]
+    print(f"git model diff --numeric, every tensor changed, median of {args.repeat} ({os.cpu_count()} CPUs; "
+          f"load average {load[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; {compiled})")
+    header = ["size", "dtype", "tensors", "diff wall s", "diff CPU s", "GB/s (wall)", "GB/s per CPU s", "peak RSS",
+              "cp+sync wall s", "cp+sync CPU s", "diff / cp+sync"]
+    body = [[f"{s} MiB", d, str(n), f"{w:.2f}", f"{c:.2f}", f"{tb / w / 1e9:.2f}", f"{tb / c / 1e9:.2f}",
+             f"{rss / 1024:.0f} MiB", f"{cw:.2f}", f"{cc:.2f}", f"{w / cw:.2f}x"]
+            for s, d, n, tb, w, c, rss, cw, cc in rows]
     widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
     for r in [header] + body:
         print("  ".join(cell.rjust(wd) for cell, wd in zip(r, widths)))

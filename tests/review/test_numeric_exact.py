@@ -190,3 +190,59 @@ def test_rendered_nan_and_inf(special_repo: Any) -> None:
     assert "f32.nan_same  max|diff| nan  rel L2 nan  changed 50.00%" in text
     assert "f32.inf_new  max|diff| inf  rel L2 inf  changed 1.00%" in text
     assert "f64.neg_zero  max|diff| 0  rel L2 0  changed 6.25%" in text
+
+
+def test_unchanged_chunks_of_a_changed_tensor_are_read_once(committed_repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 12 MiB tensor (three 4 MiB chunks) whose first chunk alone changed: the new version's other
+    two chunks are the old one's, already read and verified, so the store decodes 3 + 1 chunks; pieces
+    that start inside chunks give the same figures."""
+    from conftest import make_safetensors
+    from gitmodel import api, numeric
+    from gitmodel.diff import diff
+    from gitmodel.store.objects import ChunkStore
+
+    repo = committed_repo
+    rng = np.random.default_rng(int(os.environ.get("GITMODEL_SEED", "7")))
+    old = {"big": rng.standard_normal(3 << 20, dtype=np.float32)}
+    make_safetensors(repo.path / "big.safetensors", old)
+    repo.gm("add", "-q", "big.safetensors")
+    repo.commit("v1")
+    new = {"big": old["big"].copy()}
+    new["big"][:1000] *= np.float32(1.5)
+    make_safetensors(repo.path / "big.safetensors", new)
+    repo.gm("add", "-q", "big.safetensors")
+
+    ws = api.Workspace(repo.path)
+    d = diff(ws.git)
+    reads: list[str] = []
+    real = ChunkStore.read_chunk
+
+    def counted(self: ChunkStore, cid: Any, known: Any = None) -> Any:
+        reads.append(cid)
+        return real(self, cid, known)
+
+    monkeypatch.setattr(ChunkStore, "read_chunk", counted)
+    expected = reference("F32", old["big"], new["big"])
+    for piece in (16 << 20, (5 << 20) + 12):
+        reads.clear()
+        monkeypatch.setattr(numeric, "PIECE", piece)
+        (nd,) = numeric.numeric_of(ws.store, d).values()
+        (got,) = nd.tensors
+        _assert_matches(got, "F32", old["big"], new["big"])
+        assert got.changed_fraction == expected[2] == 1000 / (3 << 20)
+        if piece == 16 << 20:
+            assert len(reads) == 4 and len(set(reads)) == 4, reads
+
+
+def test_allocator_thresholds_set_on_glibc() -> None:
+    """The CLI's `diff --numeric` keeps freed chunk buffers (gitmodel.allocator); glibc takes the setting."""
+    import platform
+    import subprocess
+    import sys
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("the thresholds are glibc's")
+    # in a process of its own: the setting is the whole process's
+    done = subprocess.run([sys.executable, "-c", "from gitmodel.allocator import keep_freed_memory as k; print(k())"],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"
