@@ -29,7 +29,8 @@ def _typed(dtype: str, values: np.ndarray) -> np.ndarray:
     """The values in the numpy type holding `dtype` exactly (bf16 as float32 with 16 zero low bits)."""
     if dtype == "BF16":
         return _bf16(values)
-    return values.astype({"F64": np.float64, "F32": np.float32, "F16": np.float16}[dtype])
+    with np.errstate(over="ignore"):  # 3e38 as fp16 is inf, as intended
+        return values.astype({"F64": np.float64, "F32": np.float32, "F16": np.float16}[dtype])
 
 
 def _raw(dtype: str, values: np.ndarray) -> bytes:
@@ -246,3 +247,58 @@ def test_allocator_thresholds_set_on_glibc() -> None:
     done = subprocess.run([sys.executable, "-c", "from gitmodel.allocator import keep_freed_memory as k; print(k())"],
                           capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "True"
+
+
+class _Bytes:
+    """A reader over bytes in memory, as numeric's readers over the store are."""
+
+    def __init__(self, data: bytes) -> None:
+        self.view = memoryview(data)
+        self.pos = 0
+
+    def read(self, n: int) -> memoryview:
+        out = self.view[self.pos:self.pos + n]
+        self.pos += len(out)
+        return out
+
+
+_SPECIAL = [0.0, -0.0, 1.0, -1.0, np.nan, np.inf, -np.inf, 3e38, -3e38, 1e-30, 1e25, 2.0 ** -30, 65504.0, 6e-8]
+
+
+def test_random_arrays_with_special_values_match_numpy() -> None:
+    """Random tensors of every float type, values drawn among normal ones and the special ones float32
+    gets wrong, compared in random steps and pieces (added up in order, as numeric_diff does)."""
+    from tests.reliability.budget import budget, seed
+
+    from gitmodel import numeric
+
+    run_seed = seed()
+    rng = np.random.default_rng(run_seed)
+    for case in range(budget(60, 2000)):
+        dtype = str(rng.choice(list(_BITS)))
+        size = int(rng.integers(1, 400))
+        old = rng.standard_normal(size) * 10.0 ** rng.integers(-3, 4)
+        new = old * (1 + rng.standard_normal(size) * 1e-3) if rng.random() < 0.7 else rng.standard_normal(size)
+        for arr in (old, new):  # a few special values, in places of their own in each version
+            at = rng.integers(0, size, int(rng.integers(0, 4)))
+            arr[at] = rng.choice(_SPECIAL, len(at))
+        a, b = _typed(dtype, old), _typed(dtype, new)
+        width = np.dtype(_BITS[dtype]).itemsize
+        ra, rb = _raw(dtype, a), _raw(dtype, b)
+        block = int(rng.integers(1, 64)) * 4
+        piece = int(rng.integers(1, 100)) * width
+        total = numeric._Sums()
+        old_block = numeric.BLOCK
+        numeric.BLOCK = block
+        try:
+            for start in range(0, len(ra), piece):
+                part = slice(start, start + piece)
+                total.add(numeric._compare("t", dtype, _Bytes(ra[part]), _Bytes(rb[part]),  # type: ignore[arg-type]
+                                           len(ra[part])))
+        finally:
+            numeric.BLOCK = old_block
+        got = numeric._stats("t", dtype, len(ra), total)
+        try:
+            _assert_matches(got, dtype, a, b)
+        except AssertionError as exc:
+            raise AssertionError(f"case {case} of seed {run_seed} (GITMODEL_SEED={run_seed} replays it): {exc}") from None
