@@ -23,8 +23,12 @@ from gitmodel.progress import Progress
 from gitmodel.store.container import HEADER_SIZE
 from gitmodel.store.objects import ChunkId, ChunkStore, Encoded, ManifestId, PackWriter
 
-# Chunks waiting for the whole-file hash beyond those the workers hold (its queue's depth).
+# Chunks queued for the whole-file hash at most (its queue's depth).
 HASH_DEPTH = 8
+# Read buffers beyond the 2 per worker that chunks in flight hold: with 2 more, the workers
+# rarely wait for the hash or pack thread to return one (they run faster than the workers),
+# and peak RSS stays ~10 MiB over fresh buffers per chunk (a pool of 12 cost ~35 MiB).
+SPARE_BUFFERS = 2
 
 
 def workers() -> int:
@@ -85,7 +89,7 @@ def _store_chunks(
     # Every chunk is read into a pooled buffer, leased in file order before its work is
     # submitted: at most 2n - 1 uncollected chunks hold one when the next is leased, so with
     # 2n or more buffers the rest are with the hash or pack thread, which return them unaided.
-    buffers = BufferPool(2 * n + HASH_DEPTH, PIECE_SIZE)
+    buffers = BufferPool(2 * n + SPARE_BUFFERS, PIECE_SIZE)
     pending: deque[Future[tuple[ChunkId, Encoded | None, Lease]]] = deque()
     claimed: set[ChunkId] = set()  # ids this run already stores: repeated tensors, zero pages
 
