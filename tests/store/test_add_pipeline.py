@@ -3,6 +3,7 @@ returned, the same packs whatever the worker count, and no hang when a stage fai
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,69 @@ def test_the_pack_writer_keeps_its_queue_type(tmp_path: Path) -> None:
         writer.put((bytes.fromhex(xxhash.xxh3_128_hexdigest(data)), 0, 0, len(data), data))
     assert store.get_chunk(ChunkId(xxhash.xxh3_128_hexdigest(data))) == data
     assert isinstance(writer, objects.PackWriter)
+
+
+def _reference_plan(layout: chunking.Layout, data: bytes) -> list[tuple[int, int]]:
+    """The planner's rule written plainly (each small segment hashed from the file's bytes)."""
+    out: list[tuple[int, int]] = []
+    start, length = -1, 0
+    for seg in layout.segments:
+        if seg.length == 0:
+            continue
+        if seg.length < chunking.SMALL_SEGMENT and not seg.cdc:
+            start = seg.offset if start < 0 else start
+            length += seg.length
+            if xxhash.xxh3_128_intdigest(data[seg.offset : seg.offset + seg.length]) % chunking.GROUP_DIVISOR == 0 or length >= chunking.GROUP_MAX:
+                out.append((start, length))
+                start, length = -1, 0
+            continue
+        if start >= 0:
+            out.append((start, length))
+            start, length = -1, 0
+        assert not seg.cdc
+        out += [(o, min(chunking.PIECE_SIZE, seg.offset + seg.length - o)) for o in range(seg.offset, seg.offset + seg.length, chunking.PIECE_SIZE)]
+    if start >= 0:
+        out.append((start, length))
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sizes=st.lists(st.sampled_from([1, 7, 300, 5_000, 40_000, 200_000, 700_000]), min_size=1, max_size=40))
+def test_the_planner_reads_runs_of_small_tensors_once_and_cuts_as_before(
+    tmp_path_factory: Any, monkeypatch: pytest.MonkeyPatch, sizes: list[int]
+) -> None:
+    from gitmodel.chunking import source
+
+    path = _model(tmp_path_factory.mktemp("plan") / "m.safetensors", len(sizes), sizes)
+    data = path.read_bytes()
+    read = [0]
+    real = source.read_exact
+
+    def counting(fd: int, offset: int, length: int, p: Path) -> bytes:
+        read[0] += length
+        return real(fd, offset, length, p)
+
+    monkeypatch.setattr(source, "read_exact", counting)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        buf = source.FileBytes(fd, len(data), path)
+        layout = chunking.detect_layout(buf, path.name)
+        header_read = read[0]
+        planned = list(chunking.plan_chunks(layout, buf))
+    finally:
+        os.close(fd)
+    assert planned == _reference_plan(layout, data) == list(chunking.plan_chunks(layout, memoryview(data)))
+    # each run of small segments is read once, exactly; a run under 256 bytes may fill the
+    # 1 MiB read-ahead instead (the old planner filled it for every run)
+    bound, run_start, run_len = 0, -1, 0
+    for seg in [*layout.segments, chunking.Segment(len(data), 0)]:
+        if 0 < seg.length < chunking.SMALL_SEGMENT:
+            run_start = seg.offset if run_start < 0 else run_start
+            run_len += seg.length
+        elif seg.length:
+            if run_start >= 0:
+                bound += run_len if run_len >= 256 else min(1 << 20, len(data) - run_start)
+            run_start, run_len = -1, 0
+    if run_start >= 0:
+        bound += run_len if run_len >= 256 else min(1 << 20, len(data) - run_start)
+    assert read[0] - header_read <= bound
