@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +26,11 @@ from gitmodel.store.objects import ChunkId, ChunkStore, Encoded, ManifestId, Pac
 
 # Chunks queued for the whole-file hash at most (its queue's depth).
 HASH_DEPTH = 8
-# Read buffers beyond the 2 per worker that chunks in flight hold: with 2 more, the workers
-# rarely wait for the hash or pack thread to return one (they run faster than the workers),
-# and peak RSS stays ~10 MiB over fresh buffers per chunk (a pool of 12 cost ~35 MiB).
-SPARE_BUFFERS = 2
+# Read buffers beyond the 2 per worker that chunks in flight hold: the hash thread may run
+# 4 chunks behind before the workers wait (in a fine-tune add, where no chunk is encoded,
+# BLAKE3 on one thread sets the pace). Peak RSS: a pool of 2n + 8 cost ~35 MiB over fresh
+# buffers per chunk.
+SPARE_BUFFERS = 4
 
 
 def workers() -> int:
@@ -118,10 +120,17 @@ def _store_chunks(
         encoded = None if cid in claimed else store.encode_chunk(cid, data, *hints.at(offset, length))
         return cid, encoded, lease
 
+    # A structured file's plan is made before the workers start (a few ms: it reads only the
+    # small tensors): made between chunks, each of its ~200 reads waited for the GIL behind
+    # the workers and the hash thread, 0.2 s of a fine-tune add's main thread under load.
+    # An opaque file's plan reads the whole file (content-defined cuts): it stays interleaved.
+    plan: Iterable[tuple[int, int]] = plan_chunks(layout, source)
+    if not any(seg.cdc for seg in layout.segments):
+        plan = list(plan)
     try:
         with store.pack_writer() as writer, ThreadPoolExecutor(max_workers=n, thread_name_prefix="gitmodel-chunk") as pool:
             try:
-                for offset, length in plan_chunks(layout, source):
+                for offset, length in plan:
                     pending.append(pool.submit(work, offset, length, buffers.lease(length)))
                     if len(pending) >= 2 * n:
                         collect(pending.popleft(), writer)
