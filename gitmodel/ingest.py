@@ -105,8 +105,8 @@ def _store_chunks(
             payload = encoded[4]
             if isinstance(payload, bytes):  # compressed: the buffer is not needed for the write
                 writer.put(encoded)
-            else:  # stored raw, straight from the buffer: the pack writer returns it
-                lease.hold()
+            else:  # stored raw, straight from the buffer: the pack writer returns it too
+                lease.share(2)
                 writer.put(encoded, lease.release)
             written[0] += HEADER_SIZE + len(payload)
             written[1] += 1

@@ -5,37 +5,43 @@ hands freed blocks back to the kernel soon after: measured here, pread into fres
 0.66-0.76 CPU s per GiB against 0.07-0.10 into reused ones (docs/benchmarks.md, branch add).
 A chunk's buffer is shared by the stages that read it (the worker that hashes and encodes it,
 the thread that hashes the whole file, the pack writer when the chunk is stored raw); a lease
-counts them and the buffer returns to the pool when the last one is done.
+counts their releases and the buffer returns to the pool after the last one.
+
+No Python-level lock is taken here: a Ctrl-C can land between a `with lock:` and its block
+and leave the lock held (CPython bpo-29988), and the pack writer, still draining its queue
+after the main thread was interrupted, would then wait for it forever. The free list is a
+`queue.SimpleQueue` (C, reentrant) and the release count an `itertools.count` (atomic).
 """
 
 from __future__ import annotations
 
-import threading
+import itertools
+import queue
 
 
 class Lease:
-    """One buffer lent out: `view` holds the chunk; `hold` and `release` count its users."""
+    """One buffer lent out: `buffer[:length]` holds the chunk; `users` releases return it."""
 
     def __init__(self, pool: BufferPool | None, buf: bytearray, length: int) -> None:
         self._pool = pool
         self.buffer = buf
         self.length = length
-        self._users = 1  # the caller of BufferPool.lease
-        self._lock = threading.Lock()
+        self.users = 1  # the caller of BufferPool.lease, unless share() says more
+        self._released = itertools.count(1)
 
-    def hold(self) -> None:
-        """One more user; each calls release() once when done with the bytes."""
-        with self._lock:
-            if self._users <= 0:
-                raise RuntimeError("a released buffer cannot be held again")
-            self._users += 1
+    def share(self, users: int) -> None:
+        """Say how many users will each call release() once; call it before handing the
+        buffer to any of them."""
+        if users < 1:
+            raise ValueError("a lease has at least one user")
+        self.users = users
 
     def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            last = self._users == 0
-        if last and self._pool is not None:
+        done = next(self._released)
+        if done == self.users and self._pool is not None:
             self._pool.give_back(self.buffer)
+        elif done > self.users:
+            raise RuntimeError("a lease was released more often than it was shared")
 
 
 class BufferPool:
@@ -49,31 +55,21 @@ class BufferPool:
             raise ValueError("a pool needs at least one buffer")
         self.count = count
         self.size = size
-        self._free: list[bytearray] = []
-        self._made = 0
-        self._cond = threading.Condition()
+        self._free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
+        for _ in range(count):
+            self._free.put(None)  # a buffer not made yet
 
     def lease(self, length: int) -> Lease:
         """A buffer of at least `length` bytes; blocks while every pooled buffer is in use."""
         if length > self.size:
             return Lease(None, bytearray(length), length)
-        with self._cond:
-            while not self._free and self._made >= self.count:
-                self._cond.wait()
-            if self._free:
-                buf = self._free.pop()
-            else:
-                buf = bytearray(self.size)
-                self._made += 1
-        return Lease(self, buf, length)
+        buf = self._free.get()
+        return Lease(self, buf if buf is not None else bytearray(self.size), length)
 
     def give_back(self, buf: bytearray) -> None:
-        with self._cond:
-            self._free.append(buf)
-            self._cond.notify()
+        self._free.put(buf)
 
     @property
     def in_use(self) -> int:
         """Pooled buffers lent out now (tests check that every lease is returned)."""
-        with self._cond:
-            return self._made - len(self._free)
+        return self.count - self._free.qsize()

@@ -188,7 +188,7 @@ def test_buffer_pool_lends_at_most_count_and_counts_users() -> None:
     waiter.start()
     waiter.join(0.2)
     assert waiter.is_alive()  # every buffer is lent: the lease waits
-    a.hold()
+    a.share(2)
     a.release()
     waiter.join(0.2)
     assert waiter.is_alive()  # one user still holds it
@@ -196,12 +196,44 @@ def test_buffer_pool_lends_at_most_count_and_counts_users() -> None:
     waiter.join(5)
     assert not waiter.is_alive() and got[0].buffer is a.buffer
     with pytest.raises(RuntimeError):
-        a.hold()
+        a.release()
+    with pytest.raises(ValueError):
+        a.share(0)
     b.release()
     got[0].release()
     assert pool.in_use == 0
     with pytest.raises(ValueError):
         BufferPool(0, 10)
+
+
+def test_a_ctrl_c_while_add_waits_for_a_buffer_leaves_no_lock_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pack writer returns buffers after the main thread was interrupted: nothing it
+    needs may be a lock the interrupted thread could have left held."""
+    pool = BufferPool(1, 10)
+    first = pool.lease(10)
+    interrupted: list[BaseException] = []
+
+    def wait_then_interrupt() -> None:
+        try:
+            pool.lease(10)
+        except KeyboardInterrupt as exc:
+            interrupted.append(exc)
+
+    import ctypes
+
+    t = threading.Thread(target=wait_then_interrupt, daemon=True)
+    t.start()
+    t.join(0.1)
+    assert t.is_alive()
+    # raise KeyboardInterrupt in the waiting thread (as SIGINT does in the main thread)
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(t.ident or 0), ctypes.py_object(KeyboardInterrupt))
+    first.release()  # wakes the waiter, which then sees the interrupt (or gets the buffer)
+    t.join(5)
+    assert not t.is_alive()
+    done = threading.Thread(target=lambda: pool.give_back(bytearray(10)), daemon=True)
+    done.start()
+    done.join(5)
+    assert not done.is_alive()  # returning a buffer never waits
 
 
 def test_the_pack_writer_keeps_its_queue_type(tmp_path: Path) -> None:
