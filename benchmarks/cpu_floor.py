@@ -118,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
+    def ingest_raw() -> None:  # `git config model.compression 0`: issue 15's "before compression"
+        root = wd / "store"
+        try:
+            ingest_file(ChunkStore(root, zstd_level=0), path)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
     def decode() -> None:
         read = getattr(base, "read_chunk", base.get_chunk)  # releases before read_chunk have only get_chunk
         for cid, _ in manifest.chunks:
@@ -129,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
 
     steps: list[tuple[str, Callable[[], None]]] = [
         ("read (pread, reused buffer)", read), ("xxh3-128", xxh3), ("BLAKE3 (one thread)", b3),
-        ("write + fsync per 64 MiB", write), ("ingest_file (add's work)", ingest),
+        ("write + fsync per 64 MiB", write), ("ingest_file, raw chunks", ingest_raw),
+        ("ingest_file (add's work, compressed)", ingest),
         ("decode every chunk (one thread)", decode), ("materialize (checkout's work)", checkout),
     ]
     got: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in steps}

@@ -30,6 +30,9 @@ MANIFEST_DIR = os.path.join("objects", "manifests")
 STORE_DIR = Path(".git") / "model"
 
 TARGET_ADD_NEW = 1.2
+# issue 19: with compression on, add of a new checkpoint and checkout within 1.3x cp + sync
+TARGET_ADD_NEW_COMPRESSED = 1.3
+TARGET_CHECKOUT_COMPRESSED = 1.3
 TARGET_ADD_FINETUNE = 0.4
 TARGET_CHECKOUT = 1.2
 TARGET_CPU_ADD_PER_GIB = 1.5
@@ -317,13 +320,21 @@ def bench_lfs(runner: Runner, series: Sequence[Path], older: int, wd: Path, repe
     return res
 
 
+# --compression: which git model stores a run measures. Issue 15's store targets are "before
+# compression" (raw chunks: `git config model.compression 0`), issue 19's with compression on.
+COMPRESSION_MODES = {"on": ("compressed",), "off": ("raw",), "both": ("raw", "compressed")}
+
+
 def bench_git_model(
-    runner: Runner, series: Sequence[Path], older: int, wd: Path, repeat: int, insert: Path | None
+    runner: Runner, series: Sequence[Path], older: int, wd: Path, repeat: int, insert: Path | None,
+    variant: str = "compressed",
 ) -> ToolResult:
-    res = ToolResult("git model")
-    repo = wd / "gm-repo"
+    res = ToolResult(f"git model {variant}")
+    repo = wd / f"gm-repo-{variant}"
     git_repo(runner, repo)
     runner.run(["git", "model", "init"], repo)
+    if variant == "raw":
+        runner.run(["git", "config", "model.compression", "0"], repo)
     runner.run(["git", "commit", "-q", "--allow-empty", "-m", "git model init"], repo)
     store = repo / STORE_DIR
     pointer = MODEL_FILE + POINTER_SUFFIX
@@ -339,10 +350,10 @@ def bench_git_model(
         res.growth.append(g)
         res.growth_metadata.append(m)
         revs.append(runner.output(["git", "rev-parse", "HEAD"], repo))
-        log(f"  git model v{v}: add+commit {res.add[-1].seconds:.2f} s ({res.add[-1].cpu_seconds:.2f} CPU s), "
+        log(f"  {res.name} v{v}: add+commit {res.add[-1].seconds:.2f} s ({res.add[-1].cpu_seconds:.2f} CPU s), "
             f"store +{g / MIB:.2f} MiB ({m} bytes of manifests), peak RSS {res.add[-1].peak_rss_kib / 1024:.0f} MiB")
     res.checkout = measure_checkouts(
-        runner, "git model", repeat,
+        runner, res.name, repeat,
         [(["git", "checkout", "-q", revs[older], "--", pointer], repo),
          (["git", "model", "checkout", MODEL_FILE, "--force", "-q"], repo)],
         [(["git", "checkout", "-q", "HEAD", "--", pointer], repo),
@@ -358,7 +369,7 @@ def bench_git_model(
             (["git", "commit", "-q", "-m", "checkpoint with an inserted tensor"], repo),
         ])
         res.insert_growth, res.insert_growth_metadata = growth(before, tree_sizes(store), MANIFEST_DIR)
-        log(f"  git model insert variant: add+commit {res.insert.seconds:.2f} s, store +{res.insert_growth / MIB:.2f} MiB")
+        log(f"  {res.name} insert variant: add+commit {res.insert.seconds:.2f} s, store +{res.insert_growth / MIB:.2f} MiB")
     return res
 
 
@@ -446,6 +457,7 @@ class Report:
     """The numbers and verdicts printed at the end."""
 
     rows: list[tuple[str, list[str], list[str]]]
+    columns: list[str]  # the git model columns: ["git model"], or ["git model raw", "git model compressed"]
     verdicts: list[tuple[str, str, str, bool]]
     per_version: list[list[str]]
     per_version_header: list[str]
@@ -454,9 +466,10 @@ class Report:
 
 
 def build_report(
-    cp: ToolResult, lfs: ToolResult, gm: ToolResult, spec: Any, older: int, env_lines: list[str], rss_floor_kib: int
+    cp: ToolResult, lfs: ToolResult, gms: Sequence[ToolResult], spec: Any, older: int, env_lines: list[str], rss_floor_kib: int
 ) -> Report:
-    tools = [cp, lfs, gm]
+    tools = [cp, lfs, *gms]
+    both = len(gms) > 1
     file_bytes = int(load_generate().describe(spec)["file_bytes"])
     n_ft = len(cp.add) - 1
 
@@ -468,7 +481,8 @@ def build_report(
 
     def row(label: str, values: Sequence[float | None], fmt: Callable[[float], str]) -> tuple[str, list[str], list[str]]:
         cells = ["n/a" if v is None else fmt(v) for v in values]
-        return (label, cells, [fmt_ratio(ratio(values[2], values[0])), fmt_ratio(ratio(values[1], values[0]))])
+        ratios = [fmt_ratio(ratio(v, values[0])) for v in values[2:]]
+        return (label, cells, [*ratios, fmt_ratio(ratio(values[1], values[0]))])
 
     reps = len(cp.checkout)
     median = f", median of {reps}" if reps > 1 else ""
@@ -508,40 +522,59 @@ def build_report(
         shown = "n/a" if got is None else (f"{got:.2f}x" if unit == "x" else f"{got:.0f} {unit}")
         verdicts.append((name, target, shown, ok))
 
-    verdict("add+commit new checkpoint", f"<= {TARGET_ADD_NEW}x cp", ratio(add_new[2], add_new[0]), TARGET_ADD_NEW)
-    verdict("add+commit fine-tune", f"<= {TARGET_ADD_FINETUNE}x cp", ratio(add_ft[2], add_ft[0]), TARGET_ADD_FINETUNE)
-    verdict("checkout older version", f"<= {TARGET_CHECKOUT}x cp", ratio(checkout[2], checkout[0]), TARGET_CHECKOUT)
-    verdict("peak RSS of git-model", f"< {TARGET_RSS_MIB} MiB", gm.peak_rss_kib("git model") / 1024, TARGET_RSS_MIB, "MiB", strict=True)
-    got_cpu = cpu_new[2]
-    verdicts.append(("CPU of add+commit new checkpoint", f"<= {TARGET_CPU_ADD_PER_GIB} CPU s/GiB",
-                     "n/a" if got_cpu is None else f"{got_cpu:.2f} s/GiB",
-                     got_cpu is not None and got_cpu <= TARGET_CPU_ADD_PER_GIB))
+    for i, gm in enumerate(gms):
+        variant = gm.name.removeprefix("git model ")
+        at = 2 + i
+        # issue 15's store targets are measured before compression, issue 19's with it on
+        issue = "issue 15" if variant == "raw" else "issue 19"
+        tag = f" ({issue}, {variant})"
+        if variant == "raw":
+            verdict("add+commit new checkpoint" + tag, f"<= {TARGET_ADD_NEW}x cp", ratio(add_new[at], add_new[0]), TARGET_ADD_NEW)
+            verdict("add+commit fine-tune" + tag, f"<= {TARGET_ADD_FINETUNE}x cp", ratio(add_ft[at], add_ft[0]), TARGET_ADD_FINETUNE)
+            verdict("checkout older version" + tag, f"<= {TARGET_CHECKOUT}x cp", ratio(checkout[at], checkout[0]), TARGET_CHECKOUT)
+        else:
+            verdict("add+commit new checkpoint" + tag, f"<= {TARGET_ADD_NEW_COMPRESSED}x cp",
+                    ratio(add_new[at], add_new[0]), TARGET_ADD_NEW_COMPRESSED)
+            verdict("checkout older version" + tag, f"<= {TARGET_CHECKOUT_COMPRESSED}x cp",
+                    ratio(checkout[at], checkout[0]), TARGET_CHECKOUT_COMPRESSED)
+        verdict("peak RSS of git-model" + tag, f"< {TARGET_RSS_MIB} MiB", gm.peak_rss_kib("git model") / 1024, TARGET_RSS_MIB, "MiB", strict=True)
+        if variant == "raw":
+            got_cpu = cpu_new[at]
+            verdicts.append(("CPU of add+commit new checkpoint" + tag, f"<= {TARGET_CPU_ADD_PER_GIB} CPU s/GiB",
+                             "n/a" if got_cpu is None else f"{got_cpu:.2f} s/GiB",
+                             got_cpu is not None and got_cpu <= TARGET_CPU_ADD_PER_GIB))
 
-    header = ["version", "changed bytes", "cp s", "git lfs s", "git model s", "git lfs store +", "git model store +", "of it manifests", "dedup bound", "dedup"]
+    header = ["version", "changed bytes", "cp s", "git lfs s", *[f"{g.name} s" for g in gms], "git lfs store +",
+              *[f"{g.name} store +" for g in gms], *[f"of it manifests{(' (' + g.name.removeprefix('git model ') + ')') if both else ''}" for g in gms],
+              "dedup bound", *[f"dedup{(' (' + g.name.removeprefix('git model ') + ')') if both else ''}" for g in gms]]
     per_version: list[list[str]] = []
-    dedup_ok = True
-    worst: float | None = None
+    dedup_ok = [True] * len(gms)
+    worst: list[float | None] = [None] * len(gms)
     for v in range(len(cp.add)):
         changed = spec.changed_bytes(v) if v else file_bytes
-        cells = [f"v{v}", f"{changed:,}", f"{cp.add[v].seconds:.2f}", f"{lfs.add[v].seconds:.2f}", f"{gm.add[v].seconds:.2f}",
-                 f"{lfs.growth[v]:,}", f"{gm.growth[v]:,}", f"{gm.growth_metadata[v]:,}"]
+        cells = [f"v{v}", f"{changed:,}", f"{cp.add[v].seconds:.2f}", f"{lfs.add[v].seconds:.2f}",
+                 *[f"{g.add[v].seconds:.2f}" for g in gms], f"{lfs.growth[v]:,}",
+                 *[f"{g.growth[v]:,}" for g in gms], *[f"{g.growth_metadata[v]:,}" for g in gms]]
         if v == 0:
-            cells += ["-", "-"]
+            cells += ["-"] * (1 + len(gms))
         else:
             bound = changed * TARGET_DEDUP_SLACK
-            counted = gm.growth[v] - gm.growth_metadata[v]
-            ok = counted <= bound
-            dedup_ok &= ok
-            worst = max(worst or 0.0, counted / changed)
-            cells += [f"{bound:,.0f}", "PASS" if ok else "FAIL"]
+            cells.append(f"{bound:,.0f}")
+            for i, g in enumerate(gms):
+                counted = g.growth[v] - g.growth_metadata[v]
+                ok = counted <= bound
+                dedup_ok[i] &= ok
+                worst[i] = max(worst[i] or 0.0, counted / changed)
+                cells.append("PASS" if ok else "FAIL")
         per_version.append(cells)
     if n_ft:
-        verdicts.append((
-            "dedup: store growth per fine-tune (manifests excluded)",
-            f"<= {TARGET_DEDUP_SLACK} x changed tensor bytes",
-            f"worst {worst:.3f}x",
-            dedup_ok,
-        ))
+        for i, g in enumerate(gms):
+            verdicts.append((
+                "dedup: store growth per fine-tune (manifests excluded)" + (f" ({g.name.removeprefix('git model ')})" if both else ""),
+                f"<= {TARGET_DEDUP_SLACK} x changed tensor bytes",
+                f"worst {worst[i]:.3f}x",
+                dedup_ok[i],
+            ))
 
     notes = [
         "Page caches are warm: dropping them needs root and is unreliable on a shared disk. "
@@ -549,7 +582,8 @@ def build_report(
         "and every timed step ends with `sync` inside the timing (as cp + sync does).",
         "cp column: `cp --reflink=never` of each version into its own file (+ sync); checkout = cp of the older copy over the working file (+ sync).",
         "git lfs: `git add` + `git commit` per version; checkout = `git checkout <rev> -- model.safetensors` (+ sync). Store = .git/lfs/objects.",
-        "git model: `git model add` + `git commit` per version; checkout = `git checkout <rev> -- model.safetensors.model.toml` "
+        "git model: `git model add` + `git commit` per version (raw: `git config model.compression 0`, chunks stored uncompressed; "
+        "compressed: the default codecs); checkout = `git checkout <rev> -- model.safetensors.model.toml` "
         "+ `git model checkout model.safetensors --force` (+ sync). Store = .git/model (packs, index files, manifests).",
         "CPU = user + sys seconds from wait4 of the timed commands (the commit included), per GiB of checkpoint; "
         "it does not depend on the disk's state, unlike wall time on this shared machine.",
@@ -560,26 +594,35 @@ def build_report(
         "(git model <cmd> -> git-model; git add -> git-lfs filter-process). Commands are spawned by a small helper "
         f"process, whose own size is the measuring floor: `true` measures {rss_floor_kib / 1024:.1f} MiB. Ratios are tool / cp.",
     ]
-    if gm.insert is not None and gm.insert_growth is not None:
+    for gm in gms:
+        if gm.insert is None or gm.insert_growth is None:
+            continue
         extra = spec.middle_insert_tensor()
         hdr = 8 + len(load_generate().build_header(spec.tensors([extra])))
         counted = gm.insert_growth - (gm.insert_growth_metadata or 0)
         notes.append(
             f"Insert variant (informational): v{spec.versions - 1} + {extra.name} ({extra.nbytes:,} bytes) inserted mid-file, "
-            f"header {hdr:,} bytes: git model add+commit {gm.insert.seconds:.2f} s, store +{counted:,} bytes excluding manifests "
+            f"header {hdr:,} bytes: {gm.name} add+commit {gm.insert.seconds:.2f} s, store +{counted:,} bytes excluding manifests "
             f"({counted / (extra.nbytes + hdr):.2f}x inserted tensor + header)."
         )
-    return Report(rows, verdicts, per_version, header, notes, env_lines)
+    columns = [g.name for g in gms] if both else ["git model"]
+    return Report(rows, columns, verdicts, per_version, header, notes, env_lines)
+
+
+def _ratio_columns(rep: Report, sep: str) -> list[str]:
+    if len(rep.columns) == 1:
+        return [f"git-model{sep}cp"]
+    return [f"{c.removeprefix('git model ')}{sep}cp" for c in rep.columns]
 
 
 def render_text(rep: Report) -> str:
-    cols = ["operation", "cp + sync", "git lfs", "git model", "git-model/cp", "git-lfs/cp"]
+    cols = ["operation", "cp + sync", "git lfs", *rep.columns, *_ratio_columns(rep, "/"), "git-lfs/cp"]
     body = [[label, *cells, *ratios] for label, cells, ratios in rep.rows]
     out = [*rep.env, ""]
     out += _text_table(cols, body)
     out += ["", "Per version:"]
     out += _text_table(rep.per_version_header, rep.per_version)
-    out += ["", "Targets (git model):"]
+    out += ["", "Targets (git model; issue 15: before compression, issue 19: compression on):"]
     w = max(len(v[0]) for v in rep.verdicts)
     for name, target, got, ok in rep.verdicts:
         out.append(f"  {name.ljust(w)}  {target:<32} {got:>12}  {'PASS' if ok else 'FAIL'}")
@@ -597,10 +640,10 @@ def _text_table(header: list[str], body: list[list[str]]) -> list[str]:
 
 
 def render_markdown(rep: Report) -> str:
-    cols = ["operation", "cp + sync", "git lfs", "git model", "git-model / cp", "git-lfs / cp"]
+    cols = ["operation", "cp + sync", "git lfs", *rep.columns, *_ratio_columns(rep, " / "), "git-lfs / cp"]
     out = [f"- {e}" for e in rep.env] + [""]
     out += _md_table(cols, [[label, *cells, *ratios] for label, cells, ratios in rep.rows])
-    out += ["", "| target (git model) | limit | measured | result |", "| --- | --- | --- | --- |"]
+    out += ["", "| target (git model; issue 15: before compression, issue 19: compression on) | limit | measured | result |", "| --- | --- | --- | --- |"]
     out += [f"| {n} | {t} | {g} | {'PASS' if ok else 'FAIL'} |" for n, t, g, ok in rep.verdicts]
     out += ["", "Per version:", ""]
     out += _md_table(rep.per_version_header, rep.per_version)
@@ -652,7 +695,7 @@ def environment_lines(env: dict[str, str], args: argparse.Namespace, spec: Any, 
         f"series: {spec.versions} versions x {int(d['file_bytes']):,} bytes (--size-mib {args.size_mib:g}), {spec.n_layers} layers, hidden {spec.hidden}, "
         f"vocab {spec.vocab}, {d['tensors']} bf16 tensors, seed {spec.seed}; each fine-tune rewrites 2 layers "
         f"(~{float(d['per_version'][1]['changed_fraction']):.1%} of the bytes)",
-        f"work directory on {filesystem_of(wd)}; page caches warm (see notes)",
+        f"work directory on {filesystem_of(wd)}; page caches warm (see notes); git model compression: {args.compression}",
     ]
 
 
@@ -701,17 +744,20 @@ def run_size(
     lfs = bench_lfs(runner, series, older, wd, args.repeat)
     if not args.keep:
         shutil.rmtree(wd / "lfs-repo")
-    log("git model ...")
-    gm = bench_git_model(runner, series, older, wd, args.repeat, insert)
+    gms: list[ToolResult] = []
+    for variant in COMPRESSION_MODES[args.compression]:
+        log(f"git model ({variant}) ...")
+        gms.append(bench_git_model(runner, series, older, wd, args.repeat, insert, variant))
+        if not args.keep:
+            shutil.rmtree(wd / f"gm-repo-{variant}")
     if not args.keep:
-        shutil.rmtree(wd / "gm-repo")
         shutil.rmtree(wd / "series")
     size_args = argparse.Namespace(**{**vars(args), "size_mib": size})
-    rep = build_report(cp, lfs, gm, spec, older, environment_lines(env, size_args, spec, wd), runner.report_floor())
+    rep = build_report(cp, lfs, gms, spec, older, environment_lines(env, size_args, spec, wd), runner.report_floor())
     record = {
         "series": generate.describe(spec),
         "older_version": older,
-        "tools": {t.name: asdict(t) for t in (cp, lfs, gm)},
+        "tools": {t.name: asdict(t) for t in (cp, lfs, *gms)},
         "verdicts": [{"name": n, "target": t, "measured": g, "pass": ok} for n, t, g, ok in rep.verdicts],
     }
     return rep, record
@@ -728,6 +774,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--markdown", action="store_true", help="print the report as Markdown (for docs/benchmarks.md)")
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the raw measurements as JSON")
     ap.add_argument("--repeat", type=int, default=1, help="time the older-version checkout N times and report the median (default 1)")
+    ap.add_argument("--compression", choices=sorted(COMPRESSION_MODES), default="both",
+                    help="git model with compression on (issue 19's targets), off (raw chunks: issue 15's store targets, "
+                         "which are before compression), or both side by side against the same cp + sync (default both)")
     ap.add_argument("--no-insert", action="store_true", help="skip the informational insert-a-tensor dedup step")
     args = ap.parse_args(argv)
     if args.versions < 2:

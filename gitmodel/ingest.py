@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,9 @@ import blake3
 import xxhash
 
 from gitmodel.chunk_hints import ChunkHints
-from gitmodel.chunking import Layout, Tensor, detect_layout, plan_chunks
-from gitmodel.chunking.source import FileBytes, read_exact
+from gitmodel.chunking import PIECE_SIZE, Layout, Tensor, detect_layout, plan_chunks
+from gitmodel.chunking.buffers import BufferPool, Lease
+from gitmodel.chunking.source import FileBytes, read_into
 from gitmodel.errors import FileChangedError, GitModelError
 from gitmodel.manifest import Manifest, TensorEntry
 from gitmodel.pipeline import OrderedStage
@@ -22,7 +24,13 @@ from gitmodel.progress import Progress
 from gitmodel.store.container import HEADER_SIZE
 from gitmodel.store.objects import ChunkId, ChunkStore, Encoded, ManifestId, PackWriter
 
-
+# Chunks queued for the whole-file hash at most (its queue's depth).
+HASH_DEPTH = 8
+# Read buffers beyond the 2 per worker that chunks in flight hold: the hash thread may run
+# 4 chunks behind before the workers wait (in a fine-tune add, where no chunk is encoded,
+# BLAKE3 on one thread sets the pace). Peak RSS: a pool of 2n + 8 cost ~35 MiB over fresh
+# buffers per chunk.
+SPARE_BUFFERS = 4
 
 
 def workers() -> int:
@@ -79,35 +87,51 @@ def _store_chunks(
     hasher = _StreamHasher(layout.tensors)
     chunks: list[tuple[ChunkId, int]] = []
     written = [0, 0]
-    pending: deque[Future[tuple[ChunkId, int, Encoded | None, bytes]]] = deque()
+    n = workers()
+    # Every chunk is read into a pooled buffer, leased in file order before its work is
+    # submitted: at most 2n - 1 uncollected chunks hold one when the next is leased, so with
+    # 2n or more buffers the rest are with the hash or pack thread, which return them unaided.
+    buffers = BufferPool(2 * n + SPARE_BUFFERS, PIECE_SIZE)
+    pending: deque[Future[tuple[ChunkId, Encoded | None, Lease]]] = deque()
     claimed: set[ChunkId] = set()  # ids this run already stores: repeated tensors, zero pages
 
-    def collect(fut: Future[tuple[ChunkId, int, Encoded | None, bytes]], writer: PackWriter) -> None:
+    def collect(fut: Future[tuple[ChunkId, Encoded | None, Lease]], writer: PackWriter) -> None:
         # in file order, on this thread: the pack's layout (and so its name) is the same
         # whatever order the workers finish in
-        cid, length, encoded, data = fut.result()
-        hasher.put((data, cid))
-        chunks.append((cid, length))
+        cid, encoded, lease = fut.result()
+        chunks.append((cid, lease.length))
         if encoded is not None and cid not in claimed:
             claimed.add(cid)
-            writer.put(encoded)
-            written[0] += HEADER_SIZE + len(encoded[4])
+            payload = encoded[4]
+            if isinstance(payload, bytes):  # compressed: the buffer is not needed for the write
+                writer.put(encoded)
+            else:  # stored raw, straight from the buffer: the pack writer returns it too
+                lease.share(2)
+                writer.put(encoded, lease.release)
+            written[0] += HEADER_SIZE + len(payload)
             written[1] += 1
+        hasher.put((memoryview(lease.buffer)[: lease.length], cid, lease))  # the hasher releases it
         if progress is not None:
-            progress(length)
+            progress(lease.length)
 
-    def work(offset: int, length: int) -> tuple[ChunkId, int, Encoded | None, bytes]:
-        data = read_exact(fd, offset, length, path)
+    def work(offset: int, length: int, lease: Lease) -> tuple[ChunkId, Encoded | None, Lease]:
+        data = read_into(fd, lease.buffer, offset, length, path)
         cid = ChunkId(xxhash.xxh3_128_hexdigest(data))
         encoded = None if cid in claimed else store.encode_chunk(cid, data, *hints.at(offset, length))
-        return cid, length, encoded, data
+        return cid, encoded, lease
 
-    n = workers()
+    # A structured file's plan is made before the workers start (a few ms: it reads only the
+    # small tensors): made between chunks, each of its ~200 reads waited for the GIL behind
+    # the workers and the hash thread, 0.2 s of a fine-tune add's main thread under load.
+    # An opaque file's plan reads the whole file (content-defined cuts): it stays interleaved.
+    plan: Iterable[tuple[int, int]] = plan_chunks(layout, source)
+    if not any(seg.cdc for seg in layout.segments):
+        plan = list(plan)
     try:
         with store.pack_writer() as writer, ThreadPoolExecutor(max_workers=n, thread_name_prefix="gitmodel-chunk") as pool:
             try:
-                for offset, length in plan_chunks(layout, source):
-                    pending.append(pool.submit(work, offset, length))
+                for offset, length in plan:
+                    pending.append(pool.submit(work, offset, length, buffers.lease(length)))
                     if len(pending) >= 2 * n:
                         collect(pending.popleft(), writer)
                 while pending:
@@ -150,7 +174,7 @@ def _finish(
     return IngestResult(mid, manifest, layout.warning, bytes_written, chunks_written)
 
 
-class _StreamHasher(OrderedStage[tuple[bytes, str]]):
+class _StreamHasher(OrderedStage[tuple[memoryview, str, Lease]]):
     """BLAKE3 of the whole file and xxh3-128 of each tensor, fed the file's bytes in order.
 
     It runs beside the chunk workers (blake3 and xxhash release the GIL on large buffers);
@@ -158,7 +182,7 @@ class _StreamHasher(OrderedStage[tuple[bytes, str]]):
     """
 
     def __init__(self, tensors: list[Tensor]) -> None:
-        super().__init__("gitmodel-hash", depth=8)
+        super().__init__("gitmodel-hash", depth=HASH_DEPTH)
         self._tensors = tensors  # parsers list tensors in file order
         self._file_hash = blake3.blake3()
         self._digests: list[str] = []
@@ -167,11 +191,18 @@ class _StreamHasher(OrderedStage[tuple[bytes, str]]):
         self._pos = 0
         self.start()
 
-    def handle(self, item: tuple[bytes, str]) -> None:
-        data, chunk_id = item
-        self._file_hash.update(data)
-        view = memoryview(data)
-        pos, end = self._pos, self._pos + len(data)
+    def handle(self, item: tuple[memoryview, str, Lease]) -> None:
+        try:
+            self._hash(item[0], item[1])
+        finally:
+            item[2].release()
+
+    def discard(self, item: tuple[memoryview, str, Lease]) -> None:
+        item[2].release()
+
+    def _hash(self, view: memoryview, chunk_id: str) -> None:
+        self._file_hash.update(view)
+        pos, end = self._pos, self._pos + len(view)
         tensors = self._tensors
         # feed every tensor overlapping [pos, end); tensors are sorted and disjoint
         while self._ti < len(tensors) and tensors[self._ti].offset < end:

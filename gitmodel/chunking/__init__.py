@@ -100,18 +100,34 @@ def _check_cover(layout: Layout, size: int) -> None:
         raise AssertionError(f"{layout.format} parser covered {pos} of {size} bytes")
 
 
+def _small(seg: Segment) -> bool:
+    return seg.length < SMALL_SEGMENT and not seg.cdc
+
+
 def plan_chunks(layout: Layout, buf: ByteSource) -> Iterator[tuple[int, int]]:
     """Yield (offset, length) of each chunk, in file order, covering the whole file."""
     group_start = -1
     group_len = 0
-    for seg in layout.segments:
+    segments = layout.segments
+    # the bytes of the current run of small segments, read in one slice (at most GROUP_MAX
+    # at a time): one read per run between large tensors, and no byte of those read here
+    run: bytes | memoryview = b""
+    run_at = 0
+    for i, seg in enumerate(segments):
         if seg.length == 0:
             continue
-        if seg.length < SMALL_SEGMENT and not seg.cdc:
+        if _small(seg):
             if group_start < 0:
                 group_start = seg.offset
             group_len += seg.length
-            digest = xxhash.xxh3_128_intdigest(buf[seg.offset : seg.offset + seg.length])
+            if not run_at <= seg.offset or seg.offset + seg.length > run_at + len(run):
+                end, j = seg.offset, i
+                while j < len(segments) and _small(segments[j]) and end + segments[j].length - seg.offset <= GROUP_MAX:
+                    end += segments[j].length
+                    j += 1
+                end = max(end, seg.offset + seg.length)
+                run, run_at = buf[seg.offset : end], seg.offset
+            digest = xxhash.xxh3_128_intdigest(run[seg.offset - run_at : seg.offset - run_at + seg.length])
             if digest % GROUP_DIVISOR == 0 or group_len >= GROUP_MAX:
                 yield group_start, group_len
                 group_start, group_len = -1, 0

@@ -11,6 +11,10 @@ from gitmodel.errors import FileChangedError
 # Parsers read headers a few bytes at a time (GGUF walks every key); one pread per value
 # would cost a system call each, so small reads are served from this much read-ahead.
 _READAHEAD = 1 << 20
+# Only reads shorter than this fill the read-ahead; longer ones are read exactly. The chunk
+# planner reads the runs of small tensors between large ones (a few KiB each): a 1 MiB
+# read-ahead per run made it read 201 MiB of a 512 MiB checkpoint it did not need.
+_SMALL_READ = 256
 
 
 class ByteSource(Protocol):
@@ -45,10 +49,10 @@ class FileBytes:
             raise ValueError("FileBytes slices must be contiguous")
         if stop <= start:
             return b""
-        if stop - start > _READAHEAD:
-            return read_exact(self._fd, start, stop - start, self.path)
         at = self._cache_at
         if not (at <= start and stop <= at + len(self._cache)):
+            if stop - start >= _SMALL_READ:
+                return read_exact(self._fd, start, stop - start, self.path)
             self._cache = read_exact(self._fd, start, min(_READAHEAD, self._size - start), self.path)
             self._cache_at = at = start
         return self._cache[start - at : stop - at]

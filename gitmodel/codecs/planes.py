@@ -52,8 +52,12 @@ def _uint(width: int) -> str:
     return f"<u{width}"
 
 
-def split(data: bytes | memoryview, layout: PlaneLayout) -> tuple[np.ndarray, bytes]:
-    """(planes as a width x n array, plane 0 the least significant byte; the tail bytes)."""
+def split(data: bytes | memoryview, layout: PlaneLayout, scratch: bool = False) -> tuple[np.ndarray, bytes]:
+    """(planes as a width x n array, plane 0 the least significant byte; the tail bytes).
+
+    With `scratch`, the planes are this thread's split scratch, valid until its next split
+    (encode copies them out first): a fresh array per chunk page-faults on every page.
+    """
     import numpy as np
 
     w = layout.width
@@ -64,7 +68,7 @@ def split(data: bytes | memoryview, layout: PlaneLayout) -> tuple[np.ndarray, by
         rotated = np.left_shift(values, np.array(1, dtype=values.dtype), out=_scratch(n * w).view(values.dtype))
         rotated |= values >> np.array(8 * w - 1, dtype=values.dtype)
         values = rotated
-    planes = np.empty((w, n), dtype=np.uint8)
+    planes = _scratch(w * n, "split").reshape(w, n) if scratch else np.empty((w, n), dtype=np.uint8)
     if w == 2:  # two contiguous passes, faster than the transposing copy
         np.copyto(planes[0], values, casting="unsafe")  # the low byte: a cast truncates
         np.right_shift(values, np.array(8, dtype=values.dtype), out=planes[1], casting="unsafe")
@@ -116,14 +120,14 @@ def merge(
 _local = threading.local()
 
 
-def _scratch(nbytes: int) -> np.ndarray:
-    """This thread's scratch bytes, at least `nbytes` (kept between chunks, grown as needed)."""
+def _scratch(nbytes: int, name: str = "scratch") -> np.ndarray:
+    """This thread's scratch bytes called `name`, at least `nbytes` (kept between chunks, grown as needed)."""
     import numpy as np
 
-    buf: np.ndarray | None = getattr(_local, "scratch", None)
+    buf: np.ndarray | None = getattr(_local, name, None)
     if buf is None or len(buf) < nbytes:
         buf = np.empty(max(nbytes, 1 << 20), dtype=np.uint8)
-        _local.scratch = buf
+        setattr(_local, name, buf)
     return buf[:nbytes]
 
 
@@ -149,7 +153,7 @@ def encode(data: bytes | memoryview, layout: PlaneLayout) -> bytes:
     """The codec-2 payload of `data` (any length: bytes past the last whole value are the tail)."""
     import numpy as np
 
-    planes, tail = split(data, layout)
+    planes, tail = split(data, layout, scratch=True)  # copied into the payload below
     stored: list[np.ndarray] = list(planes)
     if layout.transform & TRANSFORM_SPARSE:
         kept = planes.any(axis=0)

@@ -437,7 +437,7 @@ Encoded = tuple[bytes, int, int, int, "bytes | memoryview"]
 """A chunk ready for a pack: id bytes, codec, flags, raw length, payload."""
 
 
-class PackWriter(OrderedStage[Encoded]):
+class PackWriter(OrderedStage[tuple[Encoded, "Callable[[], None] | None"]]):
     """Appends encoded chunks to packs on a thread of its own; a pack is published when full.
 
     Workers hand over (chunk id bytes, codec, flags, raw length, payload) and go on
@@ -453,8 +453,14 @@ class PackWriter(OrderedStage[Encoded]):
         self.packs: list[str] = []
         self.start()
 
-    def handle(self, item: tuple[bytes, int, int, int, bytes | memoryview]) -> None:
-        chunk, codec, flags, raw_len, payload = item
+    def put(self, item: Encoded, release: Callable[[], None] | None = None) -> None:  # type: ignore[override]
+        """Queue one chunk. `release` is called once its payload is written (or dropped after a
+        failure): add reads chunks into reused buffers and hands a raw chunk's buffer over as
+        its payload, to be reused only when this thread is done with it."""
+        super().put((item, release))
+
+    def handle(self, item: tuple[Encoded, Callable[[], None] | None]) -> None:
+        (chunk, codec, flags, raw_len, payload), release = item
         try:
             if self._pack is None:
                 self._pack = PackFile(self._store.tmp_dir)
@@ -465,6 +471,13 @@ class PackWriter(OrderedStage[Encoded]):
                     self._publish()
         except OSError as exc:
             raise GitModelError(f"cannot write to the store {self._store.root}: {exc.strerror or exc}") from None
+        finally:
+            if release is not None:
+                release()
+
+    def discard(self, item: tuple[Encoded, Callable[[], None] | None]) -> None:
+        if item[1] is not None:
+            item[1]()
 
     def _seal(self) -> None:
         pack, self._pack = self._pack, None
