@@ -62,7 +62,7 @@ def materialize(
 
     Three kinds of thread share the work: readers decode and verify chunks straight into
     reused window buffers (gitmodel.rebuild), this thread hashes each window with BLAKE3 in
-    one update, and a writer thread writes it out; at most 2 + 1 + 3 windows of 16 MiB are in
+    one update, and a writer thread writes it out; at most 3 + 1 + 3 windows of 8 MiB are in
     memory. Each chunk is verified against its id as it is read, the whole file against the
     manifest's digest before the rename. With `discard_old` (the file there is one the store can rebuild),
     the old file is moved aside at once and deleted while the new one is written: freeing a

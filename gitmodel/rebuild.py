@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from gitmodel.manifest import Manifest
 from gitmodel.store.objects import ChunkId, ChunkStore
 
-# 16 MiB: four 4 MiB chunks decode at once on the reader threads, and one BLAKE3 update per
-# window is large enough to keep its SIMD lanes full (docs/benchmarks.md, branch checkout).
-WINDOW = 16 << 20
+# 8 MiB windows, 3 ahead: up to six 4 MiB chunks decode while the caller hashes one window,
+# and a BLAKE3 update of 8 MiB keeps its SIMD lanes full; at most 56 MiB of buffers for
+# checkout (3 ahead, 1 hashed, 3 with the writer). 16 MiB windows cost more CPU, not less
+# (docs/benchmarks.md, branch checkout).
+WINDOW = 8 << 20
 # Windows being read while the caller works on one.
-AHEAD = 2
+AHEAD = 3
 
 
 @dataclass(frozen=True)
