@@ -107,7 +107,7 @@ def rebuilt_windows(
         def start(plan: WindowPlan) -> None:
             buf = take()
             view = memoryview(buf)
-            futures = [pool.submit(_read_into, store, cid, view[at : at + length]) for cid, at, length in plan.chunks]
+            futures = [pool.submit(store.read_chunk_into, cid, view[at : at + length]) for cid, at, length in plan.chunks]
             inflight.append((plan, buf, futures))
 
         todo = iter(plans)
@@ -129,11 +129,4 @@ def rebuilt_windows(
                 for fut in futures:
                     fut.cancel()
             # leaving the pool waits for the chunks being decoded into buffers we then drop
-
-
-def _read_into(store: ChunkStore, cid: ChunkId, out: memoryview) -> None:
-    try:
-        store.read_chunk_into(cid, out)
-    finally:
-        out.release()
 
