@@ -31,7 +31,8 @@ from gitmodel.errors import DamagedObjectError
 
 __all__ = [
     "CODEC_PLANES", "CODEC_RAW", "CODEC_XOR_DELTA", "CODEC_ZSTD", "MAX_CHAIN", "Base", "Encoding",
-    "LoadBase", "base_of", "choose", "codec_name", "decode", "decode_chunk_into", "decode_into", "encode_with", "known_codecs", "layout_for",
+    "LoadBase", "base_of", "choose", "codec_name", "decode", "decode_chunk_into", "decode_into", "encode_with",
+    "known_codecs", "layout_for", "verify",
 ]
 
 
@@ -91,9 +92,15 @@ def decode_chunk_into(
     on any error `out` holds garbage."""
     label = where if where is not None else f"chunk {chunk_id}"
     decode_into(codec, payload, out, DecodeContext(label, load_base))
-    got = xxhash.xxh3_128_hexdigest(out)
+    verify(out, chunk_id, label)
+
+
+def verify(data: bytes | bytearray | memoryview, chunk_id: str, where: str) -> None:
+    """Raise DamagedObjectError unless `data` is the chunk `chunk_id` (its XXH3-128): the check
+    every read makes, in one place (a raw chunk read straight into place is checked here too)."""
+    got = xxhash.xxh3_128_hexdigest(data)
     if got != chunk_id:
-        raise DamagedObjectError(label, f"xxh3 {chunk_id}", f"xxh3 {got}")
+        raise DamagedObjectError(where, f"xxh3 {chunk_id}", f"xxh3 {got}")
 
 
 def base_of(codec: int, payload: bytes | memoryview) -> str | None:
