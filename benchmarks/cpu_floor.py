@@ -11,7 +11,8 @@ Steps: read (pread into one reused buffer), xxh3-128 and BLAKE3 over the file, w
 a copy (reused buffer, 64 MiB files, as packs are), `ingest_file` (what `git model add` does
 with the file: chunk, hash, pack, fsync; a fresh store each time), decoding every chunk of the
 stored file on one thread (read, decode, verify: checkout's work without the writes, whose
-kernel time swings with the machine's load) and `materialize` (what `git model checkout`
+kernel time swings with the machine's load), the same into one reused buffer (`read_chunk_into`,
+how checkout reads since branch checkout: no allocation per chunk) and `materialize` (what `git model checkout`
 does: read and verify chunks, BLAKE3, write, fsync).
 """
 
@@ -130,6 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         for cid, _ in manifest.chunks:
             read(cid)
 
+    def decode_into() -> None:
+        into = getattr(base, "read_chunk_into", None)  # releases before it decode into fresh bytes only
+        if into is None:
+            return decode()
+        buf = memoryview(bytearray(max((n for _, n in manifest.chunks), default=0)))
+        for cid, n in manifest.chunks:
+            into(cid, buf[:n])
+
     def checkout() -> None:
         target = wd / "out" / path.name
         materialize(base, manifest, target, discard_old=True)
@@ -138,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         ("read (pread, reused buffer)", read), ("xxh3-128", xxh3), ("BLAKE3 (one thread)", b3),
         ("write + fsync per 64 MiB", write), ("ingest_file, raw chunks", ingest_raw),
         ("ingest_file (add's work, compressed)", ingest),
-        ("decode every chunk (one thread)", decode), ("materialize (checkout's work)", checkout),
+        ("decode every chunk (one thread)", decode), ("decode into a reused buffer (one thread)", decode_into),
+        ("materialize (checkout's work)", checkout),
     ]
     got: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in steps}
     try:

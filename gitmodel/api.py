@@ -593,14 +593,14 @@ def checkout(
     for model in models:
         for entry, rel in model.file_paths():
             owners[rel] = model.pointer.name
-            action = _plan_file(ws, entry, rel, progress)
+            action, rebuilds = _plan_file(ws, entry, rel, progress)
             if action == "skip":
                 result.up_to_date.append(rel)
             elif action == "conflict" and not force:
                 conflicts.append(rel)
             else:
                 # the old file may go before the new one is whole only if the store has it
-                plan.append((entry, rel, _replaced_manifest(ws, rel) if action == "write" else None))
+                plan.append((entry, rel, rebuilds))
         removals += [(rel, model.model_path) for rel in _extra_files_to_remove(ws, model, force, progress)]
     if conflicts:
         ws.save_cache()
@@ -680,16 +680,6 @@ def _remove_model_file(ws: Workspace, rel: str, model_path: str) -> None:
         parent = parent.parent
 
 
-def _replaced_manifest(ws: Workspace, rel: str) -> str | None:
-    """The manifest of the file at `rel` when the store rebuilds it (checkout may discard it
-    early, and puts it back if the new file cannot be made), None when there is no file."""
-    try:
-        st = os.lstat(ws.git.abspath(rel))
-    except FileNotFoundError:
-        return None
-    return ws.rebuildable(ws.current_digest(rel, st))
-
-
 def _put_back(ws: Workspace, rel: str, mid: str) -> str:
     """Rebuild the file a failed checkout discarded (its bytes are in the store); say how it went."""
     from gitmodel.materialize import materialize
@@ -706,8 +696,12 @@ def _put_back(ws: Workspace, rel: str, mid: str) -> str:
     return "the file that was there is kept; "
 
 
-def _plan_file(ws: Workspace, entry: ptr.FileEntry, rel: str, progress: ProgressFactory | None) -> str:
-    """'skip' (already right), 'write' (absent, or bytes the store can rebuild) or 'conflict'."""
+def _plan_file(
+    ws: Workspace, entry: ptr.FileEntry, rel: str, progress: ProgressFactory | None,
+) -> tuple[str, str | None]:
+    """What to do with the file at `rel`: 'skip' (already right), 'write' (absent, or bytes the
+    store can rebuild) or 'conflict'; and for bytes the store rebuilds, their manifest (checkout
+    may discard that file early, and puts it back if the new one cannot be made)."""
     from gitmodel.pathguard import symlinked_parent
 
     link = symlinked_parent(ws.git.workdir, rel)
@@ -718,15 +712,16 @@ def _plan_file(ws: Workspace, entry: ptr.FileEntry, rel: str, progress: Progress
     try:
         st = os.lstat(target)
     except FileNotFoundError:
-        return "write"
+        return "write", None
     if not stat_mod.S_ISREG(st.st_mode):
         raise BadPathError(f"{rel} exists but is not a regular file; move it away and run checkout again")
     current = ws.current_digest(rel, st, progress)
     if current == entry.digest:
-        return "skip"
-    if ws.rebuildable(current) is not None:
-        return "write"  # another version the store holds (out of date): nothing is lost
-    return "conflict"
+        return "skip", None
+    rebuilds = ws.rebuildable(current)
+    if rebuilds is not None:
+        return "write", rebuilds  # another version the store holds (out of date): nothing is lost
+    return "conflict", None
 
 
 # -- status -------------------------------------------------------------------------------

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 
 import blake3
 
 from gitmodel.chunking.source import read_into
 from gitmodel.errors import DamagedObjectError, FileChangedError, GitModelError
-from gitmodel.ingest import workers
 from gitmodel.progress import Progress
 from gitmodel.manifest import Manifest
 from gitmodel.pipeline import OrderedStage
+from gitmodel.rebuild import Window, rebuilt_windows
 from gitmodel.store.atomic import fsync_dir, start_writeback, temp_name, unlink_quietly, write_all
-from gitmodel.store.objects import ChunkId, ChunkStore
+from gitmodel.store.objects import ChunkStore
 
 TEMP_PREFIX = ".gitmodel-tmp."
 # A temporary untouched this long belongs to a killed or stalled command (gc's grace period
@@ -60,11 +60,11 @@ def materialize(
 ) -> None:
     """Write the file `manifest` describes at `target`, atomically and verified.
 
-    Three kinds of thread share the work: readers fetch and verify chunks (file reads,
-    zstd and xxhash release the GIL), this thread hashes them in order with BLAKE3, and a
-    writer thread writes them out; at most 2 x workers + 8 chunks are in memory. Each chunk
-    is verified against its id as it is read, the whole file against the manifest's digest
-    before the rename. With `discard_old` (the file there is one the store can rebuild),
+    Three kinds of thread share the work: readers decode and verify chunks straight into
+    reused window buffers (gitmodel.rebuild), this thread hashes each window with BLAKE3 in
+    one update, and a writer thread writes it out; at most 3 + 1 + 3 windows of 8 MiB are in
+    memory. Each chunk is verified against its id as it is read, the whole file against the
+    manifest's digest before the rename. With `discard_old` (the file there is one the store can rebuild),
     the old file is moved aside at once and deleted while the new one is written: freeing a
     large file's page cache and blocks takes about as long as writing it.
     """
@@ -79,32 +79,18 @@ def materialize(
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     writer = _Writer(fd, target)
     try:
+        _preallocate(fd, manifest.size, target)
         hasher = blake3.blake3()
-        n = workers()
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="gitmodel-read") as pool:
-            pending: deque[Future[bytes | bytearray]] = deque()
-            chunks = iter(manifest.chunks)
-
-            def fill() -> None:
-                while len(pending) < 2 * n:
-                    item = next(chunks, None)
-                    if item is None:
-                        return
-                    pending.append(pool.submit(_read_chunk, store, item[0], item[1]))
-
-            try:
-                fill()
-                while pending:
-                    data = pending.popleft().result()
-                    fill()
-                    writer.put(data)
-                    hasher.update(data)
-                    if progress is not None:
-                        progress(len(data))
-            except BaseException:
-                for fut in pending:
-                    fut.cancel()
-                raise
+        windows = rebuilt_windows(store, manifest, held=_Writer.DEPTH + 1)
+        try:
+            for window in windows:
+                hasher.update(window.view)
+                n = len(window.view)
+                writer.put(window)  # the writer releases it once written
+                if progress is not None:
+                    progress(n)
+        finally:
+            windows.close()
         writer.finish()
         got = "blake3:" + hasher.hexdigest()
         if got != manifest.digest:
@@ -132,25 +118,73 @@ def materialize(
     fsync_dir(target.parent)
 
 
-class _Writer(OrderedStage["bytes | bytearray"]):
-    """Writes chunks to a file in order, starting writeback as it goes."""
+class _Writer(OrderedStage[Window]):
+    """Writes windows to a file in order, starting writeback as it goes; each window goes back
+    to its reader once written (or discarded after an error)."""
+
+    DEPTH = 2  # windows queued for the writer, beside the one it writes
 
     def __init__(self, fd: int, target: Path) -> None:
-        super().__init__("gitmodel-write", depth=8)
+        super().__init__("gitmodel-write", depth=self.DEPTH)
         self._fd = fd
         self._target = target
         self._written = self._flushed = 0
         self.start()
 
-    def handle(self, data: bytes | bytearray) -> None:
+    def handle(self, window: Window) -> None:
+        n = len(window.view)
         try:
-            write_all(self._fd, data)
+            write_all(self._fd, window.view)
         except OSError as exc:
             raise GitModelError(f"cannot write {self._target}: {exc.strerror or exc}") from None
-        self._written += len(data)
+        finally:
+            window.release()
+        self._written += n
         if self._written - self._flushed >= _WRITEBACK_EVERY:
             start_writeback(self._fd, self._flushed, self._written - self._flushed)
             self._flushed = self._written
+
+    def discard(self, window: Window) -> None:
+        window.release()
+
+
+_fallocate: Callable[[int, int, int, int], int] | None = None
+_fallocate_looked_up = False
+
+
+def _preallocate(fd: int, size: int, target: Path) -> None:
+    """Reserve the file's blocks in one call before writing it: ext4 then skips its per-page
+    delayed-allocation work, which measured 0.3-0.8 CPU s per GiB of write() here
+    (docs/benchmarks.md, branch checkout), and a full disk is found before a byte is written.
+    fallocate(2) itself, not posix_fallocate: where the file system cannot preallocate, glibc's
+    emulation would write every block twice; there nothing is done."""
+    global _fallocate, _fallocate_looked_up
+    if size <= 0:
+        return
+    if not _fallocate_looked_up:
+        _fallocate, _fallocate_looked_up = _load_fallocate(), True
+    if _fallocate is None:
+        return
+    import ctypes
+
+    if _fallocate(fd, 0, 0, size) != 0:
+        err = ctypes.get_errno()
+        if err in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise GitModelError(f"cannot write {target}: {os.strerror(err)} ({size} bytes needed)")
+        # EOPNOTSUPP and the like: the writes allocate as they go
+
+
+def _load_fallocate() -> Callable[[int, int, int, int], int] | None:
+    import ctypes
+    import ctypes.util
+
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).fallocate
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
 
 
 # Room kept free beyond the new file's size before the old file may be deleted early.
@@ -193,13 +227,6 @@ def _short(name: str) -> str:
     """The model's name inside a temporary's: enough to recognise it, short enough that the
     temporary fits the 255-byte name limit whatever the model's own name length."""
     return name.encode("utf-8")[:64].decode("utf-8", errors="ignore")
-
-
-def _read_chunk(store: ChunkStore, cid: ChunkId, length: int) -> bytes | bytearray:
-    data = store.read_chunk(cid)
-    if len(data) != length:
-        raise DamagedObjectError(f"chunk {cid}", f"{length} bytes", f"{len(data)} bytes")
-    return data
 
 
 def remove_stale_temps(directory: Path, now: float | None = None) -> None:

@@ -9,38 +9,24 @@ pass that check; only the whole file's BLAKE3 digest, a cryptographic hash, tell
 
 from __future__ import annotations
 
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-
 import blake3
 
 from gitmodel.manifest import Manifest
-from gitmodel.store.objects import ChunkStore, ChunkId
-
-WINDOW = 8  # chunks read ahead; at most this many are in memory with the one being hashed
+from gitmodel.rebuild import rebuilt_windows
+from gitmodel.store.objects import ChunkStore
 
 
 def rebuilt_digest(store: ChunkStore, manifest: Manifest) -> str:
     """`blake3:<hex>` of the bytes the store holds for `manifest`'s chunks, in order (each chunk
-    verified against its id on the way, as checkout does)."""
+    verified against its id on the way, as checkout does: the same reader, gitmodel.rebuild)."""
     hasher = blake3.blake3()
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gitmodel-rehash") as pool:
-        pending: deque[Future[bytes]] = deque()
-        chunks = iter(manifest.chunks)
-        try:
-            while True:
-                while len(pending) < WINDOW:
-                    item = next(chunks, None)
-                    if item is None:
-                        break
-                    pending.append(pool.submit(store.get_chunk, ChunkId(item[0])))
-                if not pending:
-                    break
-                hasher.update(pending.popleft().result())
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+    windows = rebuilt_windows(store, manifest)
+    try:
+        for window in windows:
+            hasher.update(window.view)
+            window.release()
+    finally:
+        windows.close()
     return "blake3:" + hasher.hexdigest()
 
 

@@ -31,7 +31,8 @@ from gitmodel.errors import DamagedObjectError
 
 __all__ = [
     "CODEC_PLANES", "CODEC_RAW", "CODEC_XOR_DELTA", "CODEC_ZSTD", "MAX_CHAIN", "Base", "Encoding",
-    "LoadBase", "base_of", "choose", "codec_name", "decode", "encode_with", "known_codecs", "layout_for",
+    "LoadBase", "base_of", "choose", "codec_name", "decode", "decode_chunk_into", "decode_into", "encode_with",
+    "known_codecs", "layout_for", "verify",
 ]
 
 
@@ -59,6 +60,47 @@ def decode(
     if got != chunk_id:
         raise DamagedObjectError(label, f"xxh3 {chunk_id}", f"xxh3 {got}")
     return data
+
+
+def decode_into(
+    codec: int,
+    payload: bytes | memoryview,
+    out: memoryview,
+    ctx: DecodeContext,
+) -> None:
+    """Write the raw bytes `payload` holds with `codec` into all of `out` (unverified: the caller
+    checks the id, see decode_chunk_into). A codec without an in-place decoder decodes, then copies."""
+    found = lookup(codec, ctx.where)
+    if found.decode_into is not None:
+        found.decode_into(memoryview(payload), out, ctx)
+        return
+    data = found.decode(memoryview(payload), len(out), ctx)
+    check_length(ctx, data, len(out), "decoded chunk")
+    out[:] = data
+
+
+def decode_chunk_into(
+    codec: int,
+    payload: bytes | memoryview,
+    out: memoryview,
+    chunk_id: str,
+    load_base: LoadBase | None = None,
+    where: str | None = None,
+) -> None:
+    """As decode, writing the chunk's `len(out)` raw bytes into `out` instead of returning them:
+    checkout decodes straight into its write buffer. Verified against the id as decode is;
+    on any error `out` holds garbage."""
+    label = where if where is not None else f"chunk {chunk_id}"
+    decode_into(codec, payload, out, DecodeContext(label, load_base))
+    verify(out, chunk_id, label)
+
+
+def verify(data: bytes | bytearray | memoryview, chunk_id: str, where: str) -> None:
+    """Raise DamagedObjectError unless `data` is the chunk `chunk_id` (its XXH3-128): the check
+    every read makes, in one place (a raw chunk read straight into place is checked here too)."""
+    got = xxhash.xxh3_128_hexdigest(data)
+    if got != chunk_id:
+        raise DamagedObjectError(where, f"xxh3 {chunk_id}", f"xxh3 {got}")
 
 
 def base_of(codec: int, payload: bytes | memoryview) -> str | None:

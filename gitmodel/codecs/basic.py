@@ -94,5 +94,60 @@ def _decode_zstd(payload: memoryview, raw_len: int, ctx: DecodeContext) -> bytes
     return zstd_decompress(payload, raw_len, ctx, "zstd payload")
 
 
-register(Codec(CODEC_RAW, "raw", _decode_raw))
-register(Codec(CODEC_ZSTD, "zstd", _decode_zstd))
+def zstd_frame_end(payload: bytes | memoryview) -> int | None:
+    """Where the zstd frame at the start of `payload` ends, from its block headers (a few
+    bytes per 128 KiB block: cheap); None when they do not describe a frame within `payload`."""
+    import zstandard
+
+    try:
+        pos = int(zstandard.frame_header_size(payload))
+    except zstandard.ZstdError:
+        return None
+    checksum = payload[4] & 4
+    while True:
+        if pos + 3 > len(payload):
+            return None
+        head = payload[pos] | payload[pos + 1] << 8 | payload[pos + 2] << 16
+        kind = (head >> 1) & 3  # 0 raw, 1 RLE (one byte stored), 2 compressed, 3 reserved
+        if kind == 3:
+            return None
+        pos += 3 + (1 if kind == 1 else head >> 3)
+        if head & 1:  # the last block
+            return pos + (4 if checksum else 0)
+
+
+def zstd_decompress_into(payload: bytes | memoryview, out: memoryview, ctx: DecodeContext, what: str) -> None:
+    """One zstd frame, filling exactly `out`, decoded straight into it (checkout's buffers);
+    the frame must end where the payload does."""
+    problem = zstd_size_problem(payload, len(out))
+    if problem is None and zstd_frame_end(payload) != len(payload):
+        problem = "bytes after the zstd frame, or a frame cut short"
+    if problem is not None:
+        raise damaged(ctx, f"{what}: a valid zstd frame of {len(out)} bytes", problem)
+    found = getattr(_local, "d", None)
+    if found is None:
+        import zstandard
+
+        found = zstandard.ZstdDecompressor()
+        _local.d = found
+    try:
+        reader = found.stream_reader(payload, read_size=max(len(payload), 1))
+        got = reader.readinto(out)
+        extra = reader.read(1) if got == len(out) else b""
+    except Exception as exc:  # zstandard raises ZstdError on a damaged or truncated frame
+        raise damaged(ctx, f"{what}: a valid zstd frame", str(exc)) from None
+    if got != len(out) or extra:
+        raise damaged(ctx, f"{what} of {len(out)} bytes", f"{got + len(extra)} bytes or more" if extra else f"{got} bytes")
+
+
+def _decode_raw_into(payload: memoryview, out: memoryview, ctx: DecodeContext) -> None:
+    check_length(ctx, payload, len(out), "raw payload")
+    out[:] = payload
+
+
+def _decode_zstd_into(payload: memoryview, out: memoryview, ctx: DecodeContext) -> None:
+    zstd_decompress_into(payload, out, ctx, "zstd payload")
+
+
+register(Codec(CODEC_RAW, "raw", _decode_raw, _decode_raw_into))
+register(Codec(CODEC_ZSTD, "zstd", _decode_zstd, _decode_zstd_into))

@@ -38,7 +38,7 @@ def xor_with(data: bytes | bytearray | memoryview, base: bytes | bytearray | mem
     return out.tobytes()
 
 
-def xor_into(target: bytearray, base: bytes | bytearray | memoryview) -> None:
+def xor_into(target: bytearray | memoryview, base: bytes | bytearray | memoryview) -> None:
     """target ^= base over their common length, in place."""
     import numpy as np
 
@@ -79,4 +79,24 @@ def decode(payload: memoryview, raw_len: int, ctx: DecodeContext) -> bytes | byt
     return xor_with(xored, base)
 
 
-register(Codec(CODEC_XOR_DELTA, "xor-delta", decode))
+def decode_into(payload: memoryview, out: memoryview, ctx: DecodeContext) -> None:
+    """decode, into `out`: the inner codec writes the XOR there, the base is XOR-ed in place."""
+    from gitmodel.codecs import decode_into as inner_into
+
+    if len(payload) < HEADER_SIZE:
+        raise damaged(ctx, f"a {HEADER_SIZE}-byte delta header", f"{len(payload)} bytes")
+    base_raw, base_len, inner = _HEAD.unpack_from(payload)
+    base_id = base_raw.hex()
+    if inner not in INNER_CODECS:
+        if inner == CODEC_XOR_DELTA:
+            raise damaged(ctx, "a delta whose inner codec is not a delta", "a nested delta")
+        lookup(inner, ctx.where)  # names the unknown codec
+    if ctx.load_base is None:
+        raise ValueError("decoding a delta needs load_base")
+    base = ctx.load_base(base_id)
+    check_length(ctx, base, base_len, f"delta base {base_id}")
+    inner_into(inner, payload[HEADER_SIZE:], out, ctx)
+    xor_into(out, base)
+
+
+register(Codec(CODEC_XOR_DELTA, "xor-delta", decode, decode_into))

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gitmodel.codecs.basic import compressor, zstd_decompress
+from gitmodel.codecs.basic import compressor, zstd_decompress_into
 from gitmodel.codecs.registry import CODEC_PLANES, Codec, DecodeContext, damaged, register
 
 if TYPE_CHECKING:
@@ -86,11 +86,21 @@ def merge(
     values and every other value is zero. Returns a new bytearray the caller owns (a delta
     XORs its base into it in place).
     """
+    n = len(planes[0]) if kept is None else len(kept)
+    out = bytearray(n * layout.width + len(tail))
+    merge_into(memoryview(out), planes, tail, layout, kept)
+    return out
+
+
+def merge_into(
+    out: memoryview, planes: list[bytes | memoryview], tail: bytes | memoryview, layout: PlaneLayout,
+    kept: np.ndarray | None = None,
+) -> None:
+    """merge, writing into `out` (exactly the merged length): every byte of it is written."""
     import numpy as np
 
     w = layout.width
     n = len(planes[0]) if kept is None else len(kept)
-    out = bytearray(n * w + len(tail))
     flat = np.frombuffer(out, dtype=np.uint8)
     values = flat[: n * w].view(_uint(w))
     if kept is None and w == 2:
@@ -103,6 +113,7 @@ def merge(
         for k, plane in enumerate(planes):
             body[:, k] = np.frombuffer(plane, dtype=np.uint8)
     else:  # whole values by index: ~8x faster than numpy's boolean row assignment
+        values[...] = 0  # `out` may hold another chunk's bytes (a reused buffer)
         packed = np.empty((len(planes[0]), w), dtype=np.uint8)
         for k, plane in enumerate(planes):
             packed[:, k] = np.frombuffer(plane, dtype=np.uint8)
@@ -114,7 +125,6 @@ def merge(
         values <<= np.array(8 * w - 1, dtype=values.dtype)
         values |= low
     out[n * w :] = tail
-    return out
 
 
 _local = threading.local()
@@ -170,8 +180,17 @@ def encode(data: bytes | memoryview, layout: PlaneLayout) -> bytes:
 
 
 def decode(payload: memoryview, raw_len: int, ctx: DecodeContext) -> bytearray:
+    out = bytearray(raw_len)
+    decode_into(payload, memoryview(out), ctx)
+    return out
+
+
+def decode_into(payload: memoryview, out: memoryview, ctx: DecodeContext) -> None:
+    """Decode a codec-2 payload into `out` (its length is the raw length); compressed planes
+    are decompressed into this thread's plane buffer, raw planes read where they are."""
     import numpy as np
 
+    raw_len = len(out)
     if len(payload) < _HEAD.size:
         raise damaged(ctx, "a planes header", f"{len(payload)} bytes")
     width, transform = _HEAD.unpack_from(payload)
@@ -198,8 +217,13 @@ def decode(payload: memoryview, raw_len: int, ctx: DecodeContext) -> bytearray:
     if end != len(payload):
         raise damaged(ctx, f"planes filling the {len(payload)}-byte payload", f"{end} bytes")
 
+    # compressed planes go to this thread's plane buffer, one slot each, reused chunk after chunk
+    packed_planes = sum(1 for mode, _ in descriptors if mode == PLANE_ZSTD)
+    room = _plane_buffer(packed_planes * n)
+    used = 0
+
     def plane(k: int, length: int) -> bytes | memoryview:
-        nonlocal pos
+        nonlocal pos, used
         mode, size = descriptors[k]
         body = payload[pos : pos + size]
         pos += size
@@ -207,7 +231,12 @@ def decode(payload: memoryview, raw_len: int, ctx: DecodeContext) -> bytearray:
             if size != length:
                 raise damaged(ctx, f"plane {k}: raw of {length} bytes", f"{size} bytes")
             return body
-        return zstd_decompress(body, length, ctx, f"plane {k}")
+        if used + length > len(room):  # a plane longer than the values it may hold: damage
+            raise damaged(ctx, f"plane {k}: at most {n} values", f"{length} bytes")
+        slot = room[used : used + length]
+        used += length
+        zstd_decompress_into(body, slot, ctx, f"plane {k}")
+        return slot
 
     kept = None
     count = n
@@ -218,7 +247,16 @@ def decode(payload: memoryview, raw_len: int, ctx: DecodeContext) -> bytearray:
         kept = bits[:n].view(bool)
         count = int(np.count_nonzero(kept))
     planes = [plane(k, count) for k in range(sparse, width + sparse)]
-    return merge(planes, tail, layout, kept)
+    merge_into(out, planes, tail, layout, kept)
 
 
-register(Codec(CODEC_PLANES, "planes", decode))
+def _plane_buffer(nbytes: int) -> memoryview:
+    """This thread's buffer for decompressed planes (kept between chunks: no page faults)."""
+    buf: bytearray | None = getattr(_local, "planes", None)
+    if buf is None or len(buf) < nbytes:
+        buf = bytearray(nbytes)
+        _local.planes = buf
+    return memoryview(buf)[:nbytes]
+
+
+register(Codec(CODEC_PLANES, "planes", decode, decode_into))

@@ -26,6 +26,9 @@ class DecodeContext:
 
 Decoder = Callable[[memoryview, int, DecodeContext], "bytes | bytearray"]
 """(payload, raw length, context) -> exactly raw-length bytes, or DamagedObjectError."""
+IntoDecoder = Callable[[memoryview, memoryview, DecodeContext], None]
+"""(payload, out) -> None: the raw bytes written into all of `out` (its length is the raw
+length), or DamagedObjectError. Checkout decodes into its write buffer: no copy, no allocation."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Codec:
     id: int
     name: str
     decode: Decoder
+    decode_into: IntoDecoder | None = None  # None: decode, then copy
 
 
 _REGISTRY: dict[int, Codec] = {}

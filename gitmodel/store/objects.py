@@ -316,6 +316,63 @@ class ChunkStore:
                 self._forget_fds()
         raise MissingObjectError("chunk", cid)
 
+    def read_chunk_into(self, cid: ChunkId, out: memoryview) -> None:
+        """As read_chunk, writing the chunk's raw bytes into `out` (its length is the chunk's):
+        checkout's read. A pack entry is read into this thread's buffer (a raw one straight into
+        `out`) and decoded into `out`, so a chunk costs no allocation and no page faults. On any
+        error `out` holds garbage."""
+        key = bytes.fromhex(cid)
+        for attempt in range(2):
+            loc = self.index.lookup(key)
+            if loc is not None:
+                try:
+                    self._read_packed_into(cid, loc, out)
+                    return
+                except FileNotFoundError:
+                    pass  # a gc repacked it a moment ago: the index on disk knows where
+            elif self.loose.has_chunk(cid):
+                try:
+                    data = self.loose.get_chunk(cid)
+                except MissingObjectError:
+                    pass  # a gc packed it a moment ago
+                else:
+                    if len(data) != len(out):
+                        raise DamagedObjectError(f"chunk {cid}", f"{len(out)} bytes", f"{len(data)} bytes")
+                    out[:] = data
+                    return
+            if attempt == 0:
+                self.index.reload()
+                self._forget_fds()
+        raise MissingObjectError("chunk", cid)
+
+    def _read_packed_into(self, cid: ChunkId, loc: Location, out: memoryview) -> None:
+        from gitmodel import codecs
+
+        fd = self._pack_fd(loc.pack)
+        where = f"{self.pack_path(loc.pack)}@{loc.offset}"
+        size = os.fstat(fd).st_size
+        if loc.offset + loc.length > size or loc.length < container.HEADER_SIZE:
+            raise DamagedObjectError(where, f"{loc.length} bytes", f"a pack of {size} bytes (truncated pack)")
+        if loc.raw_len != len(out):
+            raise DamagedObjectError(where, f"a chunk of {len(out)} bytes", f"an index entry of {loc.raw_len} bytes")
+        in_place = loc.codec == container.CODEC_RAW and loc.length == container.HEADER_SIZE + len(out)
+        if in_place:  # a raw payload is read where it goes
+            head = memoryview(bytearray(container.HEADER_SIZE))
+            payload = out
+            parts = [head, out]
+        else:
+            blob = _entry_buffer(loc.length)
+            head, payload = blob[: container.HEADER_SIZE], blob[container.HEADER_SIZE :]
+            parts = [blob]
+        got = os.preadv(fd, parts, loc.offset)
+        if got != loc.length:
+            raise DamagedObjectError(where, f"{loc.length} bytes", f"{got} bytes (truncated pack)")
+        self._check_header(head, loc, where)
+        if in_place:
+            codecs.verify(out, cid, where)
+            return
+        codecs.decode_chunk_into(loc.codec, payload, out, cid, self._base_loader(where, 0, None), where)
+
     def read_entry(self, loc: Location) -> tuple[bytes, bytes]:
         """The container header and payload of a pack entry, as stored."""
         blob, _ = self._pread_entry(loc)
@@ -357,6 +414,12 @@ class ChunkStore:
         a delta base found in `known` (see read_chunk) is taken from there."""
         from gitmodel import codecs
 
+        codec, _, raw_len = self._check_header(head, loc, where)
+        return codecs.decode(codec, payload, raw_len, cid, self._base_loader(where, depth, known), where)
+
+    @staticmethod
+    def _check_header(head: bytes | memoryview, loc: Location, where: str) -> tuple[int, int, int]:
+        """A pack entry's container header, which must agree with its index entry: (codec, flags, raw length)."""
         codec, flags, raw_len = container.parse_header(head, where, container.CONTAINER_V2)
         if (codec, raw_len, flags) != (loc.codec, loc.raw_len, loc.flags):
             raise DamagedObjectError(
@@ -365,6 +428,12 @@ class ChunkStore:
             )
         if bool(flags & container.FLAG_BASE) != (codec == container.CODEC_XOR_DELTA):
             raise DamagedObjectError(where, "the base flag set for deltas only", f"codec {codec} with flags {flags}")
+        return codec, flags, raw_len
+
+    def _base_loader(
+        self, where: str, depth: int, known: Mapping[str, bytes | bytearray] | None,
+    ) -> Callable[[str], bytes | bytearray]:
+        """How a delta at `where` (`depth` deltas down a chain) reads its base: verified, through this store."""
 
         def load_base(base: str) -> bytes | bytearray:
             if depth >= MAX_DECODE_DEPTH:
@@ -378,7 +447,7 @@ class ChunkStore:
             except GitModelError as exc:
                 raise DeltaBaseError(where, base, exc) from None
 
-        return codecs.decode(codec, payload, raw_len, cid, load_base, where)
+        return load_base
 
     def _pack_fd(self, name: str) -> int:
         with self._fd_lock:
@@ -539,6 +608,18 @@ class PackWriter(OrderedStage[tuple[Encoded, "Callable[[], None] | None"]]):
             self.finish()
         else:
             self.abort()  # the original exception is the one to report
+
+
+_local = threading.local()
+
+
+def _entry_buffer(nbytes: int) -> memoryview:
+    """This thread's buffer for pack entries read by read_chunk_into (kept between chunks)."""
+    buf: bytearray | None = getattr(_local, "entry", None)
+    if buf is None or len(buf) < nbytes:
+        buf = bytearray(max(nbytes, 1 << 20))
+        _local.entry = buf
+    return memoryview(buf)[:nbytes]
 
 
 def entry_of(chunk: bytes, loc: Location) -> Entry:
