@@ -103,7 +103,7 @@ def _fetch(args: tuple[str, ...], jobs: int, quiet: bool, as_json: bool, pull: b
     from gitmodel.remote import ops
 
     ws = Workspace()
-    _setup_clone(ws, quiet)
+    _setup_clone(ws, quiet or as_json)
     remote, specs = ops.split_args(ws, args)
     if pull:
         versioned = [s for s in specs if "@" in s]
@@ -142,9 +142,9 @@ def _setup_clone(ws: Workspace, quiet: bool) -> None:
     done = api.setup_clone(ws)
     if done is None:
         return
-    if not quiet:
-        click.echo("git model: set up this clone as 'git model init' does (pointer diffs; model tags and "
-                   "audit notes travel with git fetch and git push)", err=True)
+    if not quiet:  # on stdout, as init's own lines: stderr keeps one line for an error
+        click.echo("set up this clone as 'git model init' does (pointer diffs; model tags and "
+                   "audit notes travel with git fetch and git push)")
     for warning in done.warnings:
         click.echo(f"git model: warning: {warning}", err=True)
 

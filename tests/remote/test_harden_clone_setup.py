@@ -8,13 +8,14 @@ files; a repository that never used git-model is refused with one line naming `g
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from conftest import Repo, assert_one_line_error, make_safetensors, new_repo, sha256
 
 from tests.remote.conftest import clone
 
-NOTICE = "git model: set up this clone as 'git model init' does"
+NOTICE = "set up this clone as 'git model init' does"
 
 
 def _origin(tmp_path: Path) -> tuple[Repo, str]:
@@ -36,8 +37,8 @@ def test_pull_in_a_fresh_clone_sets_it_up_once(tmp_path: Path) -> None:
     before = other.porcelain()
     cp = other.gm("pull")
     assert sha256(other.path / "m.safetensors") == digest
-    notices = [line for line in cp.stderr.splitlines() if line.startswith(NOTICE)]
-    assert len(notices) == 1 and "Traceback" not in cp.stderr, cp.stderr
+    notices = [line for line in cp.stdout.splitlines() if line.startswith(NOTICE)]
+    assert len(notices) == 1 and cp.stderr == "", cp.stdout + cp.stderr
     # the per-clone settings of init: pointer diffs, and audit notes with git fetch
     assert other.git("config", "diff.gitmodel.textconv").stdout.strip() == "git model textconv"
     fetch_specs = other.git("config", "--get-all", "remote.origin.fetch").stdout
@@ -46,7 +47,7 @@ def test_pull_in_a_fresh_clone_sets_it_up_once(tmp_path: Path) -> None:
     assert other.porcelain() == before  # no working-tree file changed (the model file is ignored)
     # once set up, no notice again
     again = other.gm("pull")
-    assert NOTICE not in again.stderr
+    assert NOTICE not in again.stdout
 
 
 def test_fetch_in_a_fresh_clone_sets_it_up_and_quiet_says_nothing(tmp_path: Path) -> None:
@@ -55,6 +56,10 @@ def test_fetch_in_a_fresh_clone_sets_it_up_and_quiet_says_nothing(tmp_path: Path
     cp = other.gm("fetch", "-q")
     assert cp.stderr == "" and cp.stdout == ""
     assert other.git("config", "diff.gitmodel.textconv").stdout.strip() == "git model textconv"
+    third = clone(origin, tmp_path / "third")
+    doc = json.loads(third.gm("fetch", "--json").stdout)  # stdout stays one JSON document
+    assert doc["manifests_stored"] == 1
+    assert third.git("config", "diff.gitmodel.textconv").stdout.strip() == "git model textconv"
 
 
 def test_pull_in_a_repository_without_git_model_names_init(tmp_path: Path) -> None:
