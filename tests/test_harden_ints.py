@@ -8,6 +8,7 @@ manifest, `.gitmodel.toml`, a training run's run.toml and an audit event is chec
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -22,11 +23,10 @@ from gitmodel.pointer import decode as decode_pointer
 from gitmodel.store.objects import ChunkId
 from gitmodel.train.runs import CheckpointRecord, RunRecord
 
-if True:  # tomllib is 3.11+; tomli is the project's fallback
-    try:
-        import tomllib
-    except ImportError:  # pragma: no cover
-        import tomli as tomllib  # type: ignore[no-redef]
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 WHERE = "m.safetensors.model.toml"
 
