@@ -137,6 +137,27 @@ def init(start: Path | None = None) -> InitResult:
     return InitResult(created, ws.store.root, *setup_remotes(git))
 
 
+def setup_clone(ws: Workspace) -> InitResult | None:
+    """The per-clone part of `init`, for a clone where it never ran; None when it did.
+
+    fetch and pull call it, so a plain `git clone` then `git model pull` works as `git lfs
+    pull` does (docs/remotes.md): the store, the pointer diff driver and the remotes' tag and
+    notes refspecs. The files init writes in the working tree come with the clone's commit and
+    are left alone.
+    """
+    git = ws.git
+    if git.config_get(f"diff.{DIFF_DRIVER}.textconv") is not None:
+        return None
+    ws.store.ensure()
+    with git.lock():
+        _ignore_store(ws)
+        git.config_set(f"diff.{DIFF_DRIVER}.xfuncname", XFUNCNAME)
+        git.config_set(f"diff.{DIFF_DRIVER}.textconv", TEXTCONV)
+    from gitmodel.audit import setup_remotes
+
+    return InitResult(False, ws.store.root, *setup_remotes(git))
+
+
 # -- add ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AddResult:

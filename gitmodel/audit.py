@@ -115,7 +115,7 @@ def decode(line: str, where: str = "refs/notes/model") -> Event:
         doc = json.loads(line)
     except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         raise BadEventError(f"{where}: not an audit event: {line[:60]!r}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("v"), int):
+    if not isinstance(doc, dict) or not isinstance(doc.get("v"), int) or isinstance(doc["v"], bool):
         raise BadEventError(f"{where}: not an audit event (no version 'v'): {line[:60]!r}")
     if doc["v"] > EVENT_VERSION:
         raise UnsupportedVersionError(

@@ -46,7 +46,7 @@ def load_config(repo: GitRepo) -> RepoConfig:
     except RecursionError:  # arrays or tables nested hundreds deep: only damage does that
         raise GitModelError(f"{CONFIG_NAME} is not valid TOML: values nested too deeply") from None
     version = doc.get("version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):  # TOML's true is a Python int
         raise GitModelError(f"{CONFIG_NAME}: 'version' must be an integer")
     if version > CONFIG_VERSION:
         raise UnsupportedVersionError(

@@ -690,6 +690,11 @@ class GitRepo:
             raise GitModelError(f"{name} moved while this run was saving to it; is another process saving to this run?")
         self._repo.references.create(name, pygit2.Oid(hex=target), force=True)
 
+    # -- hardening: reading back a run commit's message (which process wrote it) --------------
+    def commit_message(self, commit: str) -> str:
+        obj = self._repo.get(commit)
+        return str(obj.message) if isinstance(obj, pygit2.Commit) else ""
+
 
 @contextmanager
 def _flock(path: Path, wait: float) -> Iterator[None]:

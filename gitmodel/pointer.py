@@ -183,7 +183,7 @@ def _file(entry: Any, index: int, where: str, kind: str, model: str) -> FileEntr
         if not isinstance(t, dict):
             raise BadPointerError(where, f"{tctx} must be an inline table")
         shape = t.get("shape")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
             raise BadPointerError(where, f"{tctx}.shape must be an array of non-negative integers")
         tdigest = _get(t, "digest", str, where, tctx)
         if not _XXH3_RE.fullmatch(tdigest):
@@ -192,12 +192,17 @@ def _file(entry: Any, index: int, where: str, kind: str, model: str) -> FileEntr
     return FileEntry(path, size, digest, manifest, fmt, warning, tensors)
 
 
+def _is_int(value: Any) -> bool:
+    """An integer, not a bool (Python's True is an int: `shape = [true]` is no dimension)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _get(table: dict[str, Any], key: str, typ: type, where: str, ctx: str = "") -> Any:
     label = f"{ctx}.{key}" if ctx else key
     if key not in table:
         raise BadPointerError(where, f"'{label}' is missing")
     value = table[key]
-    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):  # TOML's true is a Python int
         raise BadPointerError(where, f"'{label}' must be {'an integer' if typ is int else 'a string'}")
     return value
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gitmodel.cli.jsonout import dumps
 from gitmodel.cli.progress import human_bytes, progress_factory
 from gitmodel.errors import GitModelError
+
+if TYPE_CHECKING:
+    from gitmodel.api import Workspace
 
 # The version of the `push --json` and `fetch --json` documents (docs/remotes.md).
 JSON_SCHEMA = 1
@@ -100,6 +103,7 @@ def _fetch(args: tuple[str, ...], jobs: int, quiet: bool, as_json: bool, pull: b
     from gitmodel.remote import ops
 
     ws = Workspace()
+    _setup_clone(ws, quiet or as_json)
     remote, specs = ops.split_args(ws, args)
     if pull:
         versioned = [s for s in specs if "@" in s]
@@ -129,6 +133,20 @@ def _fetch(args: tuple[str, ...], jobs: int, quiet: bool, as_json: bool, pull: b
             click.echo(dumps(doc))
         raise failure
     return doc
+
+
+def _setup_clone(ws: Workspace, quiet: bool) -> None:
+    """A clone where `git model init` never ran is set up by its first fetch or pull, saying so."""
+    from gitmodel import api
+
+    done = api.setup_clone(ws)
+    if done is None:
+        return
+    if not quiet:  # on stdout, as init's own lines: stderr keeps one line for an error
+        click.echo("set up this clone as 'git model init' does (pointer diffs; model tags and "
+                   "audit notes travel with git fetch and git push)")
+    for warning in done.warnings:
+        click.echo(f"git model: warning: {warning}", err=True)
 
 
 @click.command("fetch")

@@ -62,21 +62,33 @@ def zstd_size_problem(payload: bytes | memoryview, raw_len: int) -> str | None:
 
 
 def zstd_decompress(payload: bytes | memoryview, raw_len: int, ctx: DecodeContext, what: str) -> bytes:
-    """One zstd frame that must decode to exactly `raw_len` bytes."""
+    """One zstd frame, filling `payload` to its end, that must decode to exactly `raw_len` bytes.
+
+    Every zstd payload of the store and of remotes (loose objects, manifests, pack entries,
+    planes, delta inner payloads) is decoded here. `what` prefixes the error's expectation
+    ("plane 2"); empty for a whole object.
+    """
     found = getattr(_local, "d", None)
     if found is None:
         import zstandard
 
         found = zstandard.ZstdDecompressor()
         _local.d = found
+    label = f"{what}: " if what else ""
     problem = zstd_size_problem(payload, raw_len)
     if problem is not None:
-        raise damaged(ctx, f"{what}: a valid zstd frame of {raw_len} bytes", problem)
+        raise damaged(ctx, f"{label}a valid zstd frame of {raw_len} bytes" if what else "a valid zstd frame", problem)
     try:
-        out: bytes = found.decompress(payload, max_output_size=max(raw_len, 1))
-    except Exception as exc:  # zstandard raises ZstdError on a damaged or truncated frame
-        raise damaged(ctx, f"{what}: a valid zstd frame", str(exc)) from None
-    check_length(ctx, out, raw_len, what)
+        # zstd stops at its frame's end: bytes a disk or a server appended would decode to
+        # the right chunk and pass its id check unseen, so they are refused (free: zstandard
+        # knows where the frame ended)
+        out: bytes = found.decompress(payload, max_output_size=max(raw_len, 1), allow_extra_data=False)
+    except Exception as exc:  # zstandard raises ZstdError on a damaged, truncated or grown frame
+        text = str(exc)
+        if "unused data" in text:  # "compressed input contains N bytes of unused data, ..."
+            raise damaged(ctx, f"{label}one zstd frame", "bytes after the frame (an object longer than it was written)") from None
+        raise damaged(ctx, f"{label}a valid zstd frame", text) from None
+    check_length(ctx, out, raw_len, what or "zstd payload")
     return out
 
 

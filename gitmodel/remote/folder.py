@@ -27,6 +27,36 @@ class FolderRemote(Remote):
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RemoteError(f"cannot create the remote folder {self.root}: {exc.strerror or exc}") from None
+        self.sweep_temporaries()
+
+    def sweep_temporaries(self, now: float | None = None) -> list[str]:
+        """Delete the files in tmp/ older than gc's grace period; return their names.
+
+        A push killed mid-object leaves its temporary there, and nothing else would ever
+        remove it. A younger one may be a push running now in another clone, so it stays
+        (the grace period is gc's: an hour with no write is no live upload).
+        """
+        import stat
+        import time
+
+        from gitmodel.gc import DEFAULT_GRACE
+
+        tmp_dir = self.root / "tmp"
+        cutoff = (time.time() if now is None else now) - DEFAULT_GRACE
+        swept: list[str] = []
+        try:
+            entries = list(os.scandir(tmp_dir))
+        except OSError:  # no tmp/ yet, or unreadable: nothing to sweep
+            return swept
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+                unlink_quietly(Path(entry.path))
+                swept.append(entry.name)
+        return swept
 
     def check(self) -> None:
         if not self.root.is_dir():

@@ -93,20 +93,11 @@ def decode(codec: int, payload: bytes, raw_len: int, where: str) -> bytes:
     if codec == CODEC_RAW:
         data = payload
     elif codec == CODEC_ZSTD:
-        decompressor = getattr(_local, "decompressor", None)
-        if decompressor is None:
-            import zstandard
+        from gitmodel.codecs.basic import zstd_decompress
+        from gitmodel.codecs.registry import DecodeContext
 
-            decompressor = _local.decompressor = zstandard.ZstdDecompressor()
-        from gitmodel.codecs.basic import zstd_size_problem
-
-        problem = zstd_size_problem(payload, raw_len)  # a header's raw length must not size an allocation
-        if problem is not None:
-            raise DamagedObjectError(where, "a valid zstd frame", problem)
-        try:
-            data = decompressor.decompress(payload, max_output_size=raw_len)
-        except Exception as exc:  # zstandard raises ZstdError on corrupt frames
-            raise DamagedObjectError(where, "a valid zstd frame", str(exc)) from None
+        # one place checks every zstd frame (its stated size, bytes after it): codecs.basic
+        data = zstd_decompress(payload, raw_len, DecodeContext(where), "")
     else:
         raise UnsupportedVersionError(f"object {where} uses codec {codec}, unknown to this git-model; pip install -U git-model")
     if len(data) != raw_len:

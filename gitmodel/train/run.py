@@ -119,6 +119,15 @@ def _plain(value: Any) -> Any:
 
 
 _UNSET: Any = object()
+# The run commit's message names the process that wrote it (docs/api.md, "Run refs"), so a
+# save refused because another process saved to the same run meanwhile can name that process.
+PROCESS_LINE = "process: "
+
+
+def _this_process() -> str:
+    import socket
+
+    return f"pid {os.getpid()} on {socket.gethostname()}"
 
 
 class Run:
@@ -159,6 +168,9 @@ class Run:
         self.id = check_run_id(run) if run is not None else new_run_id()
         git = self._ws.git
         found = read_run(git, name, self.id)
+        # the run tip this Run last saw: a save finding another means another process (or
+        # Run object) saved to this run meanwhile, and is refused rather than merged
+        self._tip = found[1] if found else None
         if found is not None and not resume:
             raise GitModelError(
                 f"{name} already has a run '{self.id}'; continue it with gitmodel.Run.resume({name!r}, run={self.id!r})"
@@ -353,14 +365,33 @@ class Run:
             ws.known.save()
             found = self._refuse_tagged_step(git, step)
             old_tip = found[1] if found else None
+            if old_tip != self._tip:
+                raise GitModelError(self._taken(git, old_tip))
             previous = [c for c in found[0].checkpoints if c.step != step] if found else []
             kept = thin([*previous, record], self.keep_last, self.keep_best, set(git.tags_by_commit("model/")))
             run_record = RunRecord(self.model, self.id, self._started, *self._run_code, self.keep_last,
                                    self.keep_best, tuple(kept))
             tip = git.run_commit({"run.toml": run_record.encode()}, [c.commit for c in kept],
-                                 f"{self.model} run {self.id}: {len(kept)} checkpoint(s), last step {kept[-1].step}\n", who)
+                                 f"{self.model} run {self.id}: {len(kept)} checkpoint(s), last step {kept[-1].step}\n"
+                                 f"\n{PROCESS_LINE}{_this_process()}\n", who)
             git.run_set_ref(ref, tip, old_tip)
+            self._tip = tip
         return Checkpoint(self.model, self.id, step, metrics, commit, pointer_rel, saved)
+
+    def _taken(self, git: GitRepo, tip: str | None) -> str:
+        """Why this save is refused: the run's ref moved since this Run last saw it."""
+        other = "a process whose git-model does not say which"
+        if tip is not None:
+            for line in git.commit_message(tip).splitlines():
+                if line.startswith(PROCESS_LINE):
+                    other = line[len(PROCESS_LINE):].strip()
+        else:
+            other = "a process that deleted the run's ref"
+        return (
+            f"run '{self.id}' of {self.model} was saved to meanwhile by another process ({other}): a run takes the "
+            f"saves of one process at a time; start a new run (gitmodel.Run({self.model!r})), or "
+            f"gitmodel.Run.resume({self.model!r}, run={self.id!r}) once that process is done"
+        )
 
     def _refuse_tagged_step(self, git: GitRepo, step: int) -> tuple[RunRecord, str] | None:
         """A tagged checkpoint stays as it is in its run: saving its step again is refused."""

@@ -39,6 +39,20 @@ def check_run_id(run: str) -> str:
     return run
 
 
+
+def _whole(value: Any, what: str) -> int:
+    """An integer of run.toml: not a bool (Python's True is an int), a string or a float."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{what} {value!r} is not an integer")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"{what} {value!r} is not a number")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class CheckpointRecord:
     """One checkpoint of a run, as run.toml lists it."""
@@ -87,7 +101,7 @@ class RunRecord:
         try:
             doc = tomllib.loads(data.decode("utf-8"))
             version = doc["format"]
-            if not isinstance(version, int) or version < 1:
+            if _whole(version, "format") < 1:
                 raise ValueError(f"format {version!r}")
             if version > RUN_FORMAT:
                 raise GitModelError(f"{where} has run format {version}; pip install -U git-model to read it")
@@ -95,14 +109,14 @@ class RunRecord:
             retention = doc.get("retention", {})
             best = retention.get("keep_best")
             checkpoints = tuple(
-                CheckpointRecord(int(c["step"]), str(c["commit"]), str(c["pointer"]), str(c["saved"]),
-                                 {str(k): float(v) for k, v in c.get("metrics", {}).items()})
+                CheckpointRecord(_whole(c["step"], "step"), str(c["commit"]), str(c["pointer"]), str(c["saved"]),
+                                 {str(k): _number(v, f"metrics.{k}") for k, v in c.get("metrics", {}).items()})
                 for c in doc.get("checkpoints", [])
             )
             return cls(
                 str(doc["model"]), str(doc["run"]), str(doc["started"]),
                 str(code["commit"]) if "commit" in code else None, bool(code.get("dirty", False)),
-                int(retention["keep_last"]) if "keep_last" in retention else None,
+                _whole(retention["keep_last"], "keep_last") if "keep_last" in retention else None,
                 (str(best["metric"]), str(best["mode"])) if best is not None else None,
                 tuple(sorted(checkpoints, key=lambda c: c.step)),
             )
