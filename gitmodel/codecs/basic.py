@@ -61,6 +61,20 @@ def zstd_size_problem(payload: bytes | memoryview, raw_len: int) -> str | None:
     return None
 
 
+_AFTER_FRAME = "bytes after the frame (an object longer than it was written)"
+
+
+def _decompressor() -> Any:
+    """This thread's zstd decompressor (one per thread, reused)."""
+    found = getattr(_local, "d", None)
+    if found is None:
+        import zstandard
+
+        found = zstandard.ZstdDecompressor()
+        _local.d = found
+    return found
+
+
 def zstd_decompress(payload: bytes | memoryview, raw_len: int, ctx: DecodeContext, what: str) -> bytes:
     """One zstd frame, filling `payload` to its end, that must decode to exactly `raw_len` bytes.
 
@@ -68,12 +82,7 @@ def zstd_decompress(payload: bytes | memoryview, raw_len: int, ctx: DecodeContex
     planes, delta inner payloads) is decoded here. `what` prefixes the error's expectation
     ("plane 2"); empty for a whole object.
     """
-    found = getattr(_local, "d", None)
-    if found is None:
-        import zstandard
-
-        found = zstandard.ZstdDecompressor()
-        _local.d = found
+    found = _decompressor()
     label = f"{what}: " if what else ""
     problem = zstd_size_problem(payload, raw_len)
     if problem is not None:
@@ -86,7 +95,7 @@ def zstd_decompress(payload: bytes | memoryview, raw_len: int, ctx: DecodeContex
     except Exception as exc:  # zstandard raises ZstdError on a damaged, truncated or grown frame
         text = str(exc)
         if "unused data" in text:  # "compressed input contains N bytes of unused data, ..."
-            raise damaged(ctx, f"{label}one zstd frame", "bytes after the frame (an object longer than it was written)") from None
+            raise damaged(ctx, f"{label}one zstd frame", _AFTER_FRAME) from None
         raise damaged(ctx, f"{label}a valid zstd frame", text) from None
     check_length(ctx, out, raw_len, what or "zstd payload")
     return out
@@ -132,16 +141,15 @@ def zstd_decompress_into(payload: bytes | memoryview, out: memoryview, ctx: Deco
     """One zstd frame, filling exactly `out`, decoded straight into it (checkout's buffers);
     the frame must end where the payload does."""
     problem = zstd_size_problem(payload, len(out))
-    if problem is None and zstd_frame_end(payload) != len(payload):
-        problem = "bytes after the zstd frame, or a frame cut short"
+    if problem is None:
+        end = zstd_frame_end(payload)
+        if end is None:
+            problem = "a zstd frame cut short"
+        elif end < len(payload):
+            problem = _AFTER_FRAME
     if problem is not None:
         raise damaged(ctx, f"{what}: a valid zstd frame of {len(out)} bytes", problem)
-    found = getattr(_local, "d", None)
-    if found is None:
-        import zstandard
-
-        found = zstandard.ZstdDecompressor()
-        _local.d = found
+    found = _decompressor()
     try:
         reader = found.stream_reader(payload, read_size=max(len(payload), 1))
         got = reader.readinto(out)

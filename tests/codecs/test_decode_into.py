@@ -74,7 +74,7 @@ def test_bytes_after_a_zstd_frame_are_refused(codec: int) -> None:
         assert payload[at - 1] == 1  # plane 1 is a zstd frame
         payload[at : at + 8] = (int.from_bytes(payload[at : at + 8], "little") + 1).to_bytes(8, "little")
     out = memoryview(bytearray(len(data)))
-    with pytest.raises(DamagedObjectError, match="after the zstd frame"):
+    with pytest.raises(DamagedObjectError, match="after the frame"):
         codecs.decode_chunk_into(codec, payload, out, cid(data))
 
 
