@@ -109,6 +109,29 @@ def origin(committed_repo: Repo, remote: RemoteUnderTest) -> Repo:
     return repo
 
 
+@pytest.fixture
+def remote_env(remote: RemoteUnderTest) -> Iterator[None]:
+    """In-process reads need the remote's credentials and endpoint in this process's environment."""
+    old = dict(os.environ)
+    os.environ.update(remote.env)
+    yield
+    os.environ.clear()
+    os.environ.update(old)
+
+
+def local_chunks(repo: Repo) -> set[str]:
+    """The chunk ids `repo`'s own store holds (none before anything was fetched)."""
+    from gitmodel.store.objects import ChunkStore
+
+    if not repo.store.exists():
+        return set()
+    store = ChunkStore(repo.store)
+    try:
+        return set(store.chunk_ids())
+    finally:
+        store.close()
+
+
 def clone(src: Repo, path: Path) -> Repo:
     """`git clone` of `src`: the pointers and .gitmodel.toml, no weights."""
     src.run("git", "clone", "-q", src.path, path, cwd=src.path.parent)
