@@ -23,7 +23,10 @@ _bucket_numbers = itertools.count()
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     log = tmp_path_factory.mktemp("moto") / "server.log"
-    server = MotoServer(log=log).start()
+    try:
+        server = MotoServer(log=log).start()
+    except RuntimeError:  # importing moto can take over its minute on a loaded machine: once more, warm
+        server = MotoServer(log=log).start()
     try:
         yield server
     finally:
