@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +24,16 @@ else:  # pragma: no cover
 
 def chunk_entries(root: Path) -> dict[str, Location]:
     """chunk id → one location, for every packed chunk of the store at `root`."""
-    store = ChunkStore(root)
-    return {chunk.hex(): loc for chunk, loc in store.index.entries()}
+    with closing(ChunkStore(root)) as store:
+        return {chunk.hex(): loc for chunk, loc in store.index.entries()}
 
 
 def chunk_raw_lengths(root: Path) -> dict[str, int]:
     """chunk id → raw length, for every chunk (packed or loose)."""
-    store = ChunkStore(root)
-    out = {chunk.hex(): loc.raw_len for chunk, loc in store.index.entries()}
-    for cid in store.loose.chunk_ids():
-        out[cid] = len(store.loose.get_chunk(cid))
+    with closing(ChunkStore(root)) as store:
+        out = {chunk.hex(): loc.raw_len for chunk, loc in store.index.entries()}
+        for cid in store.loose.chunk_ids():
+            out[cid] = len(store.loose.get_chunk(cid))
     return out
 
 
@@ -65,9 +66,8 @@ def flip_payload_byte(root: Path, cid: str | None = None, back: int = 100) -> st
 
 def drop_chunk(root: Path, cid: str) -> None:
     """Lose one chunk, as a damaged disk would: the packs holding it are rewritten without it."""
-    store = ChunkStore(root)
-    store.delete_chunks([cid])  # type: ignore[list-item]
-    store.close()
+    with closing(ChunkStore(root)) as store:
+        store.delete_chunks([cid])  # type: ignore[list-item]
 
 
 def tensors(seed: int, count: int, nbytes: int, changed: range | None = None, base_seed: int = 0) -> dict[str, np.ndarray]:
@@ -82,25 +82,25 @@ def tensors(seed: int, count: int, nbytes: int, changed: range | None = None, ba
 
 def objects_of(repo: Repo, pointer_text: str) -> tuple[set[str], set[str]]:
     """(manifest ids, chunk ids) a pointer needs."""
-    store = ChunkStore(repo.store)
     mids, cids = set(), set()
-    for entry in tomllib.loads(pointer_text)["files"]:
-        mids.add(entry["manifest"])
-        if store.has_manifest(ManifestId(entry["manifest"])):
-            manifest = json.loads(store.get_manifest(ManifestId(entry["manifest"])))
-            cids |= {cid for cid, _ in manifest["chunks"]}
+    with closing(ChunkStore(repo.store)) as store:
+        for entry in tomllib.loads(pointer_text)["files"]:
+            mids.add(entry["manifest"])
+            if store.has_manifest(ManifestId(entry["manifest"])):
+                manifest = json.loads(store.get_manifest(ManifestId(entry["manifest"])))
+                cids |= {cid for cid, _ in manifest["chunks"]}
     return mids, cids
 
 
 def in_store(repo: Repo, pointer_text: str) -> bool:
     """Every manifest and chunk the pointer names is in the store and reads back whole."""
-    store = ChunkStore(repo.store)
     mids, cids = objects_of(repo, pointer_text)
-    for mid in mids:
-        if not store.has_manifest(ManifestId(mid)):
-            return False
-    for cid in cids:
-        if not store.has_chunk(cid):  # type: ignore[arg-type]
-            return False
-        store.get_chunk(cid)  # type: ignore[arg-type]
+    with closing(ChunkStore(repo.store)) as store:
+        for mid in mids:
+            if not store.has_manifest(ManifestId(mid)):
+                return False
+        for cid in cids:
+            if not store.has_chunk(cid):  # type: ignore[arg-type]
+                return False
+            store.get_chunk(cid)  # type: ignore[arg-type]
     return bool(cids)

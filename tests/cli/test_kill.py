@@ -5,6 +5,9 @@ The moments are drawn (seeded) from the duration of one uninterrupted run, so ki
 during and after each write phase: pack data, pack rename, index file, manifest, pointer, index
 of Git; for gc, repacked packs, deleted indexes and packs; for checkout, the temporary file and
 its rename. Nothing here asserts on time.
+
+Rounds per command: budget(4, 10), the full 10 under GITMODEL_LONG=1 (each round is five to
+seven `git model` runs; tests/reliability/test_kill_commands.py kills the same commands again).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import time
 
 from conftest import Repo, find_git_model, make_safetensors, sha256
 from helpers_store import in_store, tensors
+from tests.reliability.budget import budget
 
 MiB = 1 << 20
-ROUNDS = 10
+ROUNDS = budget(4, 10)
 
 
 def start(repo: Repo, *args: str) -> subprocess.Popen[bytes]:
@@ -77,7 +81,8 @@ def test_add_killed_at_random_moments(committed_repo: Repo) -> None:
         model.unlink()
         repo.gm("checkout", "-q")
         assert sha256(model) == digest
-    assert killed >= 3, "kills should land while add runs"  # run times vary on a shared machine
+    # run times vary on a shared machine: a delay can outlast a faster run
+    assert killed >= max(1, ROUNDS * 3 // 10), "kills should land while add runs"
     assert_whole(repo, "the end")
 
 

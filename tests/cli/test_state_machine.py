@@ -19,8 +19,6 @@ with `git model` as a separate process, as a user runs it (docs/user-guide.md, "
 from __future__ import annotations
 
 import atexit
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -34,7 +32,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from conftest import Repo, make_env, new_repo
-from gitmodel.cli import main as git_model_main
+from helpers_cli import gm_in_process
 
 settings.register_profile(
     "default-statemachine", max_examples=8, stateful_step_count=10, deadline=None,
@@ -93,24 +91,8 @@ class WorkingTreeMachine(RuleBasedStateMachine):
         """`git model ARGS`: in this process by default, as a separate one in the nightly run."""
         if not IN_PROCESS:
             return self.repo.gm(*args, check=check)
-        out, err = io.StringIO(), io.StringIO()
-        saved_env, saved_cwd = dict(os.environ), os.getcwd()
-        os.environ.clear()
-        os.environ.update(self.repo.env)
-        os.chdir(self.repo.path)
-        try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                try:
-                    git_model_main(list(args))
-                    code = 0
-                except SystemExit as exc:
-                    code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            os.chdir(saved_cwd)
-            os.environ.clear()
-            os.environ.update(saved_env)
-        cp = subprocess.CompletedProcess(["git", "model", *args], code, out.getvalue(), err.getvalue())
-        assert not check or code == 0, f"git model {' '.join(args)} exited {code}: {cp.stderr}"
+        cp = gm_in_process(args, self.repo.path, self.repo.env)
+        assert not check or cp.returncode == 0, f"git model {' '.join(args)} exited {cp.returncode}: {cp.stderr}"
         return cp
 
     # -- helpers --------------------------------------------------------------------------

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import xxhash
 
 from gitmodel.codecs import delta
@@ -24,6 +26,7 @@ from gitmodel.store import container
 from gitmodel.store.pack import ENTRY_SIZE, FOOTER, PackFile, decode_table
 
 if TYPE_CHECKING:
+    from conftest import Repo
     from tests.remote.conftest import RemoteUnderTest
 
 
@@ -53,8 +56,6 @@ def delta_on(base_id: str, base: bytes, xored: bytes, raw_len: int) -> Forged:
 
 
 def _xor(x: bytes, y: bytes) -> bytes:
-    import numpy as np
-
     return bytes(np.bitwise_xor(np.frombuffer(x, np.uint8), np.frombuffer(y, np.uint8)))
 
 
@@ -143,6 +144,63 @@ def raw_chunk(root: Path, cid: str) -> bytes:
         return store.get_chunk(cid)  # type: ignore[arg-type]
     finally:
         store.close()
+
+
+# -- the versions the tamper tests forge -----------------------------------------------------
+SHAPE = (128, 256)  # 128 KiB of float32: one chunk per tensor
+NAMES = ("a.weight", "b.weight", "c.weight", "d.weight")
+
+
+@dataclass
+class TwoVersions:
+    """m v1.0.0, then v1.1.0 with tensor b changed, added uncompressed (raw entries: forged
+    payloads stay plain) and committed in `repo`; its working tree holds v1.1.0."""
+
+    repo: Repo
+    v1: dict[str, np.ndarray]
+    v1_sha: str
+    v1_commit: str
+    v2_sha: str
+
+    @classmethod
+    def commit(cls, repo: Repo) -> TwoVersions:
+        from conftest import make_safetensors, sha256  # not when this file runs as `git model`
+
+        repo.git("config", "model.compression", "0")
+        model = repo.path / "m.safetensors"
+        v1 = make_safetensors(model, {n: SHAPE for n in NAMES}, seed=1)
+        v1_sha = sha256(model)
+        repo.gm("add", "-q", "m.safetensors")
+        repo.commit("v1")
+        repo.gm("tag", "m", "1.0.0", "-m", "first")
+        v1_commit = repo.git("rev-parse", "HEAD").stdout.strip()
+        changed = dict(v1)
+        changed["b.weight"] = np.random.default_rng(7).standard_normal(SHAPE, dtype=np.float32)
+        make_safetensors(model, changed)
+        v2_sha = sha256(model)
+        repo.gm("add", "-q", "m.safetensors")
+        repo.commit("v2")
+        repo.gm("tag", "m", "1.1.0", "-m", "second")
+        return cls(repo, v1, v1_sha, v1_commit, v2_sha)
+
+    def chunk(self, tensor: str) -> str:
+        """The chunk id of one v1 tensor (the tensor is its own chunk)."""
+        return xxhash.xxh3_128_hexdigest(self.v1[tensor].tobytes())
+
+    def other_b(self) -> tuple[str, Forged]:
+        """v1's tensor b's chunk id, and other bytes of its length to store under it."""
+        return self.chunk("b.weight"), other_bytes(self.v1["b.weight"].tobytes())
+
+    def chains(self) -> dict[str, Forged]:
+        """forged_chains over v1's four tensors."""
+        return forged_chains([self.v1[n].tobytes() for n in NAMES], [self.chunk(n) for n in NAMES])
+
+
+def run_colliding(repo: Repo, forged_bytes: bytes, victim: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`git model ARGS` in `repo` with xxh3(forged_bytes) reading as `victim`: a collision."""
+    env = {**repo.env, **collide_env(forged_bytes, victim)}
+    return subprocess.run([sys.executable, __file__, *args], cwd=repo.path, env=env,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
 
 
 # -- a simulated xxh3 collision ------------------------------------------------------------

@@ -58,20 +58,22 @@ def test_add_past_the_file_size_limit(committed_repo: Repo) -> None:
     _fsck_whole(repo)
 
 
+def _two_versions(repo: Repo) -> tuple[str, str]:
+    """m.bin committed twice (v1 then v2, 3 MB each), then HEAD~1 checked out by git: the pointer
+    names v1, the file still holds v2. Returns the sha256 of v1 and v2."""
+    shas = []
+    for version in ("v1", "v2"):
+        (repo.path / "m.bin").write_bytes(os.urandom(3_000_000))
+        repo.gm("add", "-q", "m.bin")
+        repo.commit(version)
+        shas.append(sha256(repo.path / "m.bin"))
+    repo.git("checkout", "-q", "HEAD~1")
+    return shas[0], shas[1]
+
+
 @pytest.fixture()
 def v1_v2(committed_repo: Repo) -> tuple[Repo, str, str]:
-    """m.bin committed twice (v1 then v2, 3 MB each); HEAD~1's pointer is checked out, the file is v2."""
-    repo = committed_repo
-    (repo.path / "m.bin").write_bytes(os.urandom(3_000_000))
-    repo.gm("add", "-q", "m.bin")
-    repo.commit("v1")
-    v1 = sha256(repo.path / "m.bin")
-    (repo.path / "m.bin").write_bytes(os.urandom(3_000_000))
-    repo.gm("add", "-q", "m.bin")
-    repo.commit("v2")
-    v2 = sha256(repo.path / "m.bin")
-    repo.git("checkout", "-q", "HEAD~1")
-    return repo, v1, v2
+    return committed_repo, *_two_versions(committed_repo)
 
 
 def test_checkout_past_the_file_size_limit_keeps_the_old_file(v1_v2: tuple[Repo, str, str]) -> None:
@@ -127,15 +129,7 @@ def test_checkout_onto_a_full_disk_keeps_the_old_file(tmp_path: Path, small_disk
     _resize(small_disk, "16m")
     repo = new_repo(small_disk / "repo", tmp_path / "home")
     repo.commit("init")
-    (repo.path / "m.bin").write_bytes(os.urandom(3_000_000))
-    repo.gm("add", "-q", "m.bin")
-    repo.commit("v1")
-    v1 = sha256(repo.path / "m.bin")
-    (repo.path / "m.bin").write_bytes(os.urandom(3_000_000))
-    repo.gm("add", "-q", "m.bin")
-    repo.commit("v2")
-    v2 = sha256(repo.path / "m.bin")
-    repo.git("checkout", "-q", "HEAD~1")
+    v1, v2 = _two_versions(repo)
     free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
     filler = small_disk / "filler"
     filler.write_bytes(b"\0" * max(0, free - (1 << 20)))

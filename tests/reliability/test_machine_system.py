@@ -24,9 +24,6 @@ sequences with `git model` as separate processes, as a user runs it.
 
 from __future__ import annotations
 
-import contextlib
-import gc as python_gc
-import io
 import json
 import os
 import shutil
@@ -39,7 +36,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from conftest import make_env, make_safetensors
-from gitmodel.cli import main as git_model_main
+from helpers_cli import gm_in_process
 
 from .race_common import assert_whole, digest
 
@@ -61,8 +58,7 @@ NAME = {SAFE: "m", RAW: "n"}
 BRANCHES = ("main", "feature", "exp")
 STAGES = ("production", "staging")
 
-Files = dict[str, bytes]
-collect_garbage = python_gc.collect  # model path -> the bytes of its file
+Files = dict[str, bytes]  # model path -> the bytes of its file
 _POOL: dict[str, list[bytes]] = {}
 
 
@@ -134,27 +130,7 @@ class SystemMachine(RuleBasedStateMachine):
             cp = subprocess.run(["git", "model", *argv], cwd=cwd, env=self.env, capture_output=True, text=True,
                                 stdin=subprocess.DEVNULL)
         else:
-            out, err = io.StringIO(), io.StringIO()
-            saved_env, saved_cwd = dict(os.environ), os.getcwd()
-            os.environ.clear()
-            os.environ.update(self.env)
-            os.chdir(cwd)
-            try:
-                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                    try:
-                        git_model_main(argv)
-                        code = 0
-                    except SystemExit as exc:
-                        code = exc.code if isinstance(exc.code, int) else 1
-            finally:
-                os.chdir(saved_cwd)
-                os.environ.clear()
-                os.environ.update(saved_env)
-                # the command's Workspace may sit in a reference cycle: collected now, its store's
-                # shared lock is released as when a `git model` process exits (else gc and fsck,
-                # which take the lock exclusively, would wait for this process to end)
-                collect_garbage()
-            cp = subprocess.CompletedProcess(["git", "model", *argv], code, out.getvalue(), err.getvalue())
+            cp = gm_in_process(argv, cwd, self.env)
         assert "Traceback" not in cp.stderr, f"git model {' '.join(argv)}: {cp.stderr}"
         assert cp.returncode in (0, 1), f"git model {' '.join(argv)} exited {cp.returncode}: {cp.stderr}"
         if cp.returncode == 1:

@@ -23,7 +23,10 @@ _bucket_numbers = itertools.count()
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     log = tmp_path_factory.mktemp("moto") / "server.log"
-    server = MotoServer(log=log).start()
+    try:
+        server = MotoServer(log=log).start()
+    except RuntimeError:  # importing moto can take over its minute on a loaded machine: once more, warm
+        server = MotoServer(log=log).start()
     try:
         yield server
     finally:
@@ -107,6 +110,29 @@ def origin(committed_repo: Repo, remote: RemoteUnderTest) -> Repo:
     repo.git("add", ".gitmodel.toml")
     repo.commit("remote")
     return repo
+
+
+@pytest.fixture
+def remote_env(remote: RemoteUnderTest) -> Iterator[None]:
+    """In-process reads need the remote's credentials and endpoint in this process's environment."""
+    old = dict(os.environ)
+    os.environ.update(remote.env)
+    yield
+    os.environ.clear()
+    os.environ.update(old)
+
+
+def local_chunks(repo: Repo) -> set[str]:
+    """The chunk ids `repo`'s own store holds (none before anything was fetched)."""
+    from gitmodel.store.objects import ChunkStore
+
+    if not repo.store.exists():
+        return set()
+    store = ChunkStore(repo.store)
+    try:
+        return set(store.chunk_ids())
+    finally:
+        store.close()
 
 
 def clone(src: Repo, path: Path) -> Repo:

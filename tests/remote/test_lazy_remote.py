@@ -4,8 +4,6 @@ read just the chunks they touch, by ranged reads, verified, and store nothing.""
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +13,9 @@ import gitmodel
 from conftest import Repo, make_safetensors
 from gitmodel.errors import GitModelError
 
-from tests.remote.conftest import RemoteUnderTest, clone
+from tests.remote.conftest import RemoteUnderTest, clone, local_chunks
 
 TENSORS = {"a.weight": (1024, 1024), "b.weight": (1024, 1536), "c.bias": (1024,)}  # 4 and 6 MiB: chunks of their own
-
-
-@pytest.fixture
-def remote_env(remote: RemoteUnderTest) -> Iterator[None]:
-    """In-process reads need the remote's credentials and endpoint in this process's environment."""
-    old = dict(os.environ)
-    os.environ.update(remote.env)
-    yield
-    os.environ.clear()
-    os.environ.update(old)
 
 
 def _pushed_clone(origin: Repo, tmp_path: Path) -> tuple[Repo, dict[str, np.ndarray]]:
@@ -38,12 +26,6 @@ def _pushed_clone(origin: Repo, tmp_path: Path) -> tuple[Repo, dict[str, np.ndar
     origin.gm("tag", "m", "1.0.0", "-m", "first")
     origin.gm("push", "-q")
     return clone(origin, tmp_path / "other"), arrays
-
-
-def _local_chunks(repo: Repo) -> set[str]:
-    from gitmodel.store.objects import ChunkStore
-
-    return ChunkStore(repo.store).chunk_ids() if repo.store.exists() else set()
 
 
 def test_a_clone_reads_one_tensor_and_the_file_from_the_remote_storing_nothing(
@@ -60,7 +42,7 @@ def test_a_clone_reads_one_tensor_and_the_file_from_the_remote_storing_nothing(
     original = (origin.path / "m.safetensors").read_bytes()
     assert head == original[100:1100]
     assert hashlib.sha256(whole).digest() == hashlib.sha256(original).digest()
-    assert _local_chunks(other) == set()  # read, not fetched: the store is untouched
+    assert local_chunks(other) == set()  # read, not fetched: the store is untouched
     assert not (other.path / "m.safetensors").exists()
 
 
@@ -96,7 +78,7 @@ def test_a_damaged_remote_chunk_is_an_error_never_wrong_bytes(
     remote.write(pack, bytes(data))
     with pytest.raises(GitModelError, match="damaged"):
         gitmodel.load_tensor("m@v1.0.0", "b.weight", repo=other.path)
-    assert _local_chunks(other) == set()
+    assert local_chunks(other) == set()
 
 
 def test_without_a_remote_a_missing_version_is_the_stores_one_line(committed_repo: Repo, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import re
 import shlex
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +35,14 @@ def normalize(text: str) -> str:
     return _TIME.sub("<time>", _HEX.sub("<id>", text))
 
 
+def _next_second() -> None:
+    """created.at has whole seconds and the doc shows it change between versions: a fast machine
+    adds two versions in one second, so the next add waits for the next second."""
+    now = int(time.time())
+    while int(time.time()) == now:
+        time.sleep(0.05)
+
+
 def build(path: Path, home: Path) -> Repo:
     repo = new_repo(path, home)
     repo.commit("git model init")
@@ -42,6 +51,7 @@ def build(path: Path, home: Path) -> Repo:
     make_safetensors(repo.path / MODEL, v1)
     repo.gm("add", "-q", MODEL, "--name", "sentiment", "--param", "lr=0.001", "--param", "epochs=3",
             "--metric", "loss=0.31", "--metric", "accuracy=0.874")
+    _next_second()
     repo.commit("sentiment: first model")
     repo.gm("tag", "sentiment", "1.0.0", "-m", "first model")
     v2 = dict(v1)  # fine-tune of the last layer and the classifier
@@ -49,6 +59,7 @@ def build(path: Path, home: Path) -> Repo:
         v2[n] = v1[n] + np.float32(0.02) * rng.standard_normal(v1[n].shape, dtype=np.float32)
     make_safetensors(repo.path / MODEL, v2)
     repo.gm("add", "-q", MODEL, "--param", "lr=0.0003", "--metric", "loss=0.27", "--metric", "accuracy=0.891")
+    _next_second()
     repo.commit("sentiment: fine-tune on the March reviews")
     repo.gm("tag", "sentiment", "--auto", "-m", "fine-tuned")
     repo.gm("promote", "sentiment@v1.1.0", "production")

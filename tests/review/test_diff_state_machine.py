@@ -11,8 +11,6 @@ tests/cli/test_state_machine.py does.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import shutil
 import subprocess
@@ -25,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from conftest import make_env, make_safetensors, new_repo
-from gitmodel.cli import main as git_model_main
+from helpers_cli import gm_in_process
 
 NIGHTLY = os.environ.get("GITMODEL_HYPOTHESIS_PROFILE") == "nightly"
 Arrays = dict[str, np.ndarray]
@@ -72,16 +70,8 @@ class DiffMachine(RuleBasedStateMachine):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def gm(self, *args: str) -> None:
-        saved = os.getcwd()
-        os.chdir(self.repo.path)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
-                try:
-                    git_model_main(list(args))
-                except SystemExit as exc:
-                    assert exc.code in (0, None), f"git model {' '.join(args)}: {err.getvalue()}"
-        finally:
-            os.chdir(saved)
+        cp = gm_in_process(args, self.repo.path, self.env)
+        assert cp.returncode == 0, f"git model {' '.join(args)}: {cp.stderr}"
 
     def git(self, *args: str) -> str:
         return subprocess.run(["git", *args], cwd=self.repo.path, env=self.env, check=True,
