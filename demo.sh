@@ -158,9 +158,10 @@ step "A teammate clones: git model pull is the one command that brings the weigh
 run git clone -q "$WORK/origin.git" "$WORK/teammate"
 (
     cd "$WORK/teammate"
-    run git model pull
+    run git model pull   # no 'git model init' here: the first pull sets the clone up
     run cmp model.safetensors "$SERIES/v$LAST.safetensors"
     run git model log model
+    run git log -p -1 --format='%h %s' -- model.safetensors.model.toml | sed -n 1,9p   # the pointer diff driver works in the clone too
 )
 echo "the clone's model.safetensors is byte-identical to v$LAST, and the versions came with it"
 
