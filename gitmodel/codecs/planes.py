@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gitmodel.codecs.basic import compressor, zstd_decompress_into
+from gitmodel.codecs.basic import compressor, zstd_decompress_into, zstd_size_problem
 from gitmodel.codecs.registry import CODEC_PLANES, Codec, DecodeContext, damaged, register
 
 if TYPE_CHECKING:
@@ -180,17 +180,28 @@ def encode(data: bytes | memoryview, layout: PlaneLayout) -> bytes:
 
 
 def decode(payload: memoryview, raw_len: int, ctx: DecodeContext) -> bytearray:
+    # the planes first, then the output: `raw_len` (from an index entry) sizes no allocation
+    # until the payload's own planes have decoded to the values it claims
+    layout, planes, tail, kept = _unpack(payload, raw_len, ctx)
     out = bytearray(raw_len)
-    decode_into(payload, memoryview(out), ctx)
+    merge_into(memoryview(out), planes, tail, layout, kept)
     return out
 
 
 def decode_into(payload: memoryview, out: memoryview, ctx: DecodeContext) -> None:
     """Decode a codec-2 payload into `out` (its length is the raw length); compressed planes
     are decompressed into this thread's plane buffer, raw planes read where they are."""
+    layout, planes, tail, kept = _unpack(payload, len(out), ctx)
+    merge_into(out, planes, tail, layout, kept)
+
+
+def _unpack(
+    payload: memoryview, raw_len: int, ctx: DecodeContext,
+) -> tuple[PlaneLayout, list[bytes | memoryview], memoryview, np.ndarray | None]:
+    """The planes of a codec-2 payload of `raw_len` bytes, decoded and checked: its layout,
+    the value planes, the tail and the sparse mask (None when dense)."""
     import numpy as np
 
-    raw_len = len(out)
     if len(payload) < _HEAD.size:
         raise damaged(ctx, "a planes header", f"{len(payload)} bytes")
     width, transform = _HEAD.unpack_from(payload)
@@ -216,38 +227,48 @@ def decode_into(payload: memoryview, out: memoryview, ctx: DecodeContext) -> Non
     end = pos + sum(size for _, size in descriptors)
     if end != len(payload):
         raise damaged(ctx, f"planes filling the {len(payload)}-byte payload", f"{end} bytes")
+    starts = [pos]
+    for _, size in descriptors:
+        starts.append(starts[-1] + size)
 
-    # compressed planes go to this thread's plane buffer, one slot each, reused chunk after chunk
-    packed_planes = sum(1 for mode, _ in descriptors if mode == PLANE_ZSTD)
-    room = _plane_buffer(packed_planes * n)
-    used = 0
-
-    def plane(k: int, length: int) -> bytes | memoryview:
-        nonlocal pos, used
+    def check(k: int, length: int) -> None:
+        """Refuse plane k before anything is sized by `length` if its bytes cannot hold it."""
         mode, size = descriptors[k]
-        body = payload[pos : pos + size]
-        pos += size
+        body = payload[starts[k] : starts[k + 1]]
         if mode == PLANE_RAW:
             if size != length:
                 raise damaged(ctx, f"plane {k}: raw of {length} bytes", f"{size} bytes")
+            return
+        problem = zstd_size_problem(body, length)
+        if problem is not None:
+            raise damaged(ctx, f"plane {k}: a valid zstd frame of {length} bytes", problem)
+
+    def plane(k: int, room: memoryview) -> bytes | memoryview:
+        mode, _ = descriptors[k]
+        body = payload[starts[k] : starts[k + 1]]
+        if mode == PLANE_RAW:
             return body
-        if used + length > len(room):  # a plane longer than the values it may hold: damage
-            raise damaged(ctx, f"plane {k}: at most {n} values", f"{length} bytes")
-        slot = room[used : used + length]
-        used += length
-        zstd_decompress_into(body, slot, ctx, f"plane {k}")
-        return slot
+        zstd_decompress_into(body, room, ctx, f"plane {k}")
+        return room
 
     kept = None
     count = n
     if sparse:
-        bits = np.unpackbits(np.frombuffer(plane(0, -(-n // 8)), dtype=np.uint8))
+        mask_len = -(-n // 8)
+        check(0, mask_len)
+        bits = np.unpackbits(np.frombuffer(plane(0, memoryview(bytearray(mask_len))), dtype=np.uint8))
         if bits[n:].any():
             raise damaged(ctx, f"a mask of {n} values, padded with zero bits", "padding bits set")
         kept = bits[:n].view(bool)
         count = int(np.count_nonzero(kept))
-    planes = [plane(k, count) for k in range(sparse, width + sparse)]
-    merge_into(out, planes, tail, layout, kept)
+    for k in range(sparse, width + sparse):
+        check(k, count)
+    # compressed planes go to this thread's plane buffer, one slot each, reused chunk after chunk
+    packed = [k for k in range(sparse, width + sparse) if descriptors[k][0] == PLANE_ZSTD]
+    room = _plane_buffer(len(packed) * count)
+    slots = {k: room[i * count : (i + 1) * count] for i, k in enumerate(packed)}
+    planes = [plane(k, slots.get(k, room[:0])) for k in range(sparse, width + sparse)]
+    return layout, planes, tail, kept
 
 
 def _plane_buffer(nbytes: int) -> memoryview:

@@ -85,3 +85,22 @@ def test_the_frame_end_is_found_from_block_headers(data: bytes, checksum: bool, 
     assert zstd_frame_end(frame) == len(frame)
     assert zstd_frame_end(frame + b"tail") == len(frame)
     assert zstd_frame_end(frame[: len(frame) // 2]) != len(frame) // 2
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_a_lying_raw_length_sizes_no_allocation_before_the_planes_decode(transform: int) -> None:
+    """The raw length comes from an index entry: a damaged one (2 GiB here) is refused from the
+    planes' own sizes before anything that large is allocated (found by test_fuzz_store's
+    mutants, seed 697626656, when decode allocated its output first)."""
+    import tracemalloc
+
+    data = weights("BF16", 60_000)
+    enc = codecs.encode_with(codecs.CODEC_PLANES, data, PlaneLayout(2, transform))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DamagedObjectError, match="plane"):
+            codecs.decode(codecs.CODEC_PLANES, enc.payload, 2**31 - 1, cid(data))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, f"decoding a 2 GiB lie allocated {peak >> 20} MiB"
