@@ -176,10 +176,10 @@ def _preallocate(fd: int, size: int, target: Path) -> None:
 
 def _load_fallocate() -> Callable[[int, int, int, int], int] | None:
     import ctypes
-    import ctypes.util
 
     try:
-        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).fallocate
+        # the C library already loaded (find_library would run ldconfig in a subprocess)
+        fn = ctypes.CDLL(None, use_errno=True).fallocate
     except (OSError, AttributeError):
         return None
     fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
