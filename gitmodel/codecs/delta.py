@@ -60,18 +60,7 @@ def base_of(payload: bytes | memoryview) -> str | None:
 
 
 def decode(payload: memoryview, raw_len: int, ctx: DecodeContext) -> bytes | bytearray:
-    if len(payload) < HEADER_SIZE:
-        raise damaged(ctx, f"a {HEADER_SIZE}-byte delta header", f"{len(payload)} bytes")
-    base_raw, base_len, inner = _HEAD.unpack_from(payload)
-    base_id = base_raw.hex()
-    if inner not in INNER_CODECS:
-        if inner == CODEC_XOR_DELTA:
-            raise damaged(ctx, "a delta whose inner codec is not a delta", "a nested delta")
-        lookup(inner, ctx.where)  # names the unknown codec
-    if ctx.load_base is None:
-        raise ValueError("decoding a delta needs load_base")
-    base = ctx.load_base(base_id)
-    check_length(ctx, base, base_len, f"delta base {base_id}")
+    inner, base = _inner_and_base(payload, ctx)
     xored = lookup(inner, ctx.where).decode(payload[HEADER_SIZE:], raw_len, ctx)
     if isinstance(xored, bytearray):  # ours to change: XOR the base in place, no copy
         xor_into(xored, base)
@@ -83,6 +72,13 @@ def decode_into(payload: memoryview, out: memoryview, ctx: DecodeContext) -> Non
     """decode, into `out`: the inner codec writes the XOR there, the base is XOR-ed in place."""
     from gitmodel.codecs import decode_into as inner_into
 
+    inner, base = _inner_and_base(payload, ctx)
+    inner_into(inner, payload[HEADER_SIZE:], out, ctx)
+    xor_into(out, base)
+
+
+def _inner_and_base(payload: memoryview, ctx: DecodeContext) -> tuple[int, bytes | bytearray | memoryview]:
+    """A delta payload's inner codec (checked) and its base's raw bytes (of the stated length)."""
     if len(payload) < HEADER_SIZE:
         raise damaged(ctx, f"a {HEADER_SIZE}-byte delta header", f"{len(payload)} bytes")
     base_raw, base_len, inner = _HEAD.unpack_from(payload)
@@ -95,8 +91,7 @@ def decode_into(payload: memoryview, out: memoryview, ctx: DecodeContext) -> Non
         raise ValueError("decoding a delta needs load_base")
     base = ctx.load_base(base_id)
     check_length(ctx, base, base_len, f"delta base {base_id}")
-    inner_into(inner, payload[HEADER_SIZE:], out, ctx)
-    xor_into(out, base)
+    return inner, base
 
 
 register(Codec(CODEC_XOR_DELTA, "xor-delta", decode, decode_into))
