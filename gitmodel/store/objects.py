@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from gitmodel.errors import DamagedObjectError, GitModelError, MissingObjectError, UnsupportedVersionError
 from gitmodel.pipeline import OrderedStage
@@ -19,6 +19,8 @@ from gitmodel.store.atomic import fsync_dir, write_file_atomic
 from gitmodel.store.index import Location, PackIndex
 from gitmodel.store.loose import ChunkId, LooseStore, ManifestId, chunk_id_of, manifest_id_of, read_store_version
 from gitmodel.store.pack import Entry, PackFile
+
+_T = TypeVar("_T")
 
 if TYPE_CHECKING:
     from gitmodel.codecs import Base
@@ -298,17 +300,22 @@ class ChunkStore:
         return self._get(cid, 0, known)
 
     def _get(self, cid: ChunkId, depth: int, known: Mapping[str, bytes | bytearray] | None = None) -> bytes | bytearray:
+        return self._find(cid, lambda loc: self._read_packed(cid, loc, depth, known), lambda: self.loose.get_chunk(cid))
+
+    def _find(self, cid: ChunkId, packed: Callable[[Location], _T], loose: Callable[[], _T]) -> _T:
+        """`packed(location)` of chunk `cid`'s pack entry, or `loose()` when it is a loose
+        object; a chunk a concurrent gc just moved is looked up again once, in the index on disk."""
         key = bytes.fromhex(cid)
         for attempt in range(2):
             loc = self.index.lookup(key)
             if loc is not None:
                 try:
-                    return self._read_packed(cid, loc, depth, known)
+                    return packed(loc)
                 except FileNotFoundError:
                     pass  # a gc repacked it a moment ago: the index on disk knows where
             elif self.loose.has_chunk(cid):
                 try:
-                    return self.loose.get_chunk(cid)
+                    return loose()
                 except MissingObjectError:
                     pass  # a gc packed it a moment ago
             if attempt == 0:
@@ -321,37 +328,20 @@ class ChunkStore:
         checkout's read. A pack entry is read into this thread's buffer (a raw one straight into
         `out`) and decoded into `out`, so a chunk costs no allocation and no page faults. On any
         error `out` holds garbage."""
-        key = bytes.fromhex(cid)
-        for attempt in range(2):
-            loc = self.index.lookup(key)
-            if loc is not None:
-                try:
-                    self._read_packed_into(cid, loc, out)
-                    return
-                except FileNotFoundError:
-                    pass  # a gc repacked it a moment ago: the index on disk knows where
-            elif self.loose.has_chunk(cid):
-                try:
-                    data = self.loose.get_chunk(cid)
-                except MissingObjectError:
-                    pass  # a gc packed it a moment ago
-                else:
-                    if len(data) != len(out):
-                        raise DamagedObjectError(f"chunk {cid}", f"{len(out)} bytes", f"{len(data)} bytes")
-                    out[:] = data
-                    return
-            if attempt == 0:
-                self.index.reload()
-                self._forget_fds()
-        raise MissingObjectError("chunk", cid)
+
+        def loose() -> None:
+            data = self.loose.get_chunk(cid)
+            if len(data) != len(out):
+                raise DamagedObjectError(f"chunk {cid}", f"{len(out)} bytes", f"{len(data)} bytes")
+            out[:] = data
+
+        self._find(cid, lambda loc: self._read_packed_into(cid, loc, out), loose)
 
     def _read_packed_into(self, cid: ChunkId, loc: Location, out: memoryview) -> None:
         from gitmodel import codecs
 
-        fd = self._pack_fd(loc.pack)
-        where = f"{self.pack_path(loc.pack)}@{loc.offset}"
-        size = os.fstat(fd).st_size
-        if loc.offset + loc.length > size or loc.length < container.HEADER_SIZE:
+        fd, where, size = self._entry_fd(loc)
+        if loc.length < container.HEADER_SIZE:
             raise DamagedObjectError(where, f"{loc.length} bytes", f"a pack of {size} bytes (truncated pack)")
         if loc.raw_len != len(out):
             raise DamagedObjectError(where, f"a chunk of {len(out)} bytes", f"an index entry of {loc.raw_len} bytes")
@@ -378,14 +368,19 @@ class ChunkStore:
         blob, _ = self._pread_entry(loc)
         return blob[: container.HEADER_SIZE], blob[container.HEADER_SIZE :]
 
-    def _pread_entry(self, loc: Location) -> tuple[bytes, str]:
-        """A pack entry's bytes and where they are; an index entry placing it past the pack's
-        end is damage, found before a read sized (or placed) by it."""
+    def _entry_fd(self, loc: Location) -> tuple[int, str, int]:
+        """The open pack holding `loc`'s entry, where the entry is, and the pack's size; an index entry placing it
+        past the pack's end is damage, found before a read sized (or placed) by it."""
         fd = self._pack_fd(loc.pack)
         where = f"{self.pack_path(loc.pack)}@{loc.offset}"
         size = os.fstat(fd).st_size
         if loc.offset + loc.length > size:
             raise DamagedObjectError(where, f"{loc.length} bytes", f"a pack of {size} bytes (truncated pack)")
+        return fd, where, size
+
+    def _pread_entry(self, loc: Location) -> tuple[bytes, str]:
+        """A pack entry's bytes and where they are."""
+        fd, where, _ = self._entry_fd(loc)
         blob = os.pread(fd, loc.length, loc.offset)
         if len(blob) != loc.length:
             raise DamagedObjectError(where, f"{loc.length} bytes", f"{len(blob)} bytes (truncated pack)")
