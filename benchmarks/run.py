@@ -58,28 +58,48 @@ class Step:
 
 
 @dataclass
+class Pair:
+    """A tool's timed step and the `cp` + `sync` of the same bytes timed just before it, from the same start."""
+
+    cp: Step
+    tool: Step
+
+    def ratio(self) -> float:
+        return self.tool.seconds / self.cp.seconds if self.cp.seconds > 0 else float("inf")
+
+
+@dataclass
 class ToolResult:
-    """Everything measured for one way of keeping the checkpoints."""
+    """Everything measured for one way of keeping the checkpoints, each timed step with its paired cp."""
 
     name: str
-    add: list[Step] = field(default_factory=list)
-    checkout: list[Step] = field(default_factory=list)
+    add: list[list[Pair]] = field(default_factory=list)  # per version; v0 timed --repeat times, a fresh repository each
+    checkout: list[Pair] = field(default_factory=list)
     store_apparent: int = 0
     store_disk: int = 0
     growth: list[int] = field(default_factory=list)
     growth_metadata: list[int] = field(default_factory=list)
-    insert: Step | None = None
+    insert: Pair | None = None
     insert_growth: int | None = None
     insert_growth_metadata: int | None = None
 
-    def checkout_seconds(self) -> float | None:
-        """Median over the repetitions of the older-version checkout."""
-        return statistics.median(s.seconds for s in self.checkout) if self.checkout else None
+    def steps(self) -> list[Step]:
+        return [p.tool for p in [*(p for ps in self.add for p in ps), *self.checkout]]
+
+    def cp_steps(self) -> list[Step]:
+        return [p.cp for p in [*(p for ps in self.add for p in ps), *self.checkout]]
 
     def peak_rss_kib(self, only: str | None = None) -> int:
-        steps = [*self.add, *self.checkout]
-        values = [rss for s in steps for cmd, rss in s.rss_by_command if only is None or cmd.startswith(only)]
+        values = [rss for s in self.steps() for cmd, rss in s.rss_by_command if only is None or cmd.startswith(only)]
         return max(values, default=0)
+
+
+@dataclass
+class CpCopies:
+    """What `cp` keeps: one copy per version (sizes of the first paired copy of each, measured after its sync)."""
+
+    apparent: list[int] = field(default_factory=list)
+    disk: list[int] = field(default_factory=list)
 
 
 def load_generate() -> ModuleType:
@@ -180,7 +200,7 @@ class Runner:
 
 
 def read_through(path: Path) -> None:
-    """Read a file once so every tool starts from the same warm page cache."""
+    """Read a file once, so it is in the page cache."""
     with open(path, "rb", buffering=0) as f:
         while f.read(8 * MIB):
             pass
@@ -196,6 +216,16 @@ def same_bytes(a: Path, b: Path) -> bool:
                 return False
             if not x:
                 return True
+
+
+def files_under(root: Path, skip: Sequence[str] = ()) -> list[Path]:
+    """Every regular file under `root`, except under the relative directories in `skip`."""
+    out: list[Path] = []
+    skipped = {os.path.join(str(root), s) for s in skip}
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if os.path.join(dirpath, d) not in skipped]
+        out += [Path(dirpath, f) for f in files if Path(dirpath, f).is_file() and not Path(dirpath, f).is_symlink()]
+    return out
 
 
 def tree_sizes(root: Path) -> dict[str, tuple[int, int]]:
@@ -233,27 +263,62 @@ def cp_cmd(src: Path, dst: Path) -> list[str]:
     return ["cp", "--reflink=never", str(src), str(dst)]
 
 
-def measure_checkouts(
-    runner: Runner,
-    label: str,
-    repeat: int,
-    timed: Sequence[tuple[Sequence[str], Path]],
-    restore: Sequence[tuple[Sequence[str], Path]],
-    produced: Path,
-    expected: Path,
-) -> list[Step]:
-    """Time `timed` `repeat` times, running `restore` (untimed) in between; verify the bytes each time."""
-    steps: list[Step] = []
-    for r in range(repeat):
-        if r:
-            for cmd, cwd in restore:
-                runner.run(cmd, cwd)
-        step = runner.timed(timed)
-        if not same_bytes(produced, expected):
-            raise CommandFailed(f"{label}: checkout did not reproduce {expected}")
-        steps.append(step)
-        log(f"  {label} checkout of {expected.name}: {step.seconds:.2f} s (bytes verified), peak RSS {step.peak_rss_kib / 1024:.0f} MiB")
-    return steps
+# --cache: the page cache every timed step (a tool's, or its paired cp's) starts from. In every
+# mode the disk is synced first and the step's input is then read into the page cache (a file
+# about to be added was just written by training; a stored version was just stored), so
+# reads of the input never reach the disk and the step's own writes meet a clean cache.
+CACHE_MODES = {
+    "evict": "sync, posix_fadvise(DONTNEED) of every file of the run, then the step's input read back",
+    "drop": "sync, `echo 1 > /proc/sys/vm/drop_caches` (every cached file, the tools' programs and "
+            "libraries included), then the step's input read back",
+    "warm": "sync only (every file of the run stays cached: the order of the steps decides what is)",
+}
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+
+
+class PageCache:
+    """Puts the page cache in the same state before every timed step (see CACHE_MODES)."""
+
+    def __init__(self, mode: str, root: Path) -> None:
+        self.mode = mode
+        self.root = root
+
+    @staticmethod
+    def can_drop() -> str | None:
+        """None if this process may drop the page cache, else why not."""
+        try:
+            with open(DROP_CACHES, "w") as f:
+                f.write("1\n")
+        except OSError as e:
+            return f"cannot write {DROP_CACHES} ({e.strerror})"
+        return None
+
+    def settle(self, inputs: Sequence[Path]) -> None:
+        os.sync()
+        keep = {os.path.realpath(p) for p in inputs}
+        if self.mode == "drop":
+            with open(DROP_CACHES, "w") as f:
+                f.write("1\n")
+        elif self.mode == "evict":
+            for path in files_under(self.root):
+                if str(path) in keep:
+                    continue
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except OSError:
+                    continue  # removed meanwhile, or not ours to read
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+        for path in inputs:
+            read_through(path)
+
+
+def rotate(items: Sequence[Any], turn: int) -> list[Any]:
+    """`items` starting at position `turn` (mod len): round k of a repeated set of steps starts with the next tool."""
+    k = turn % len(items) if items else 0
+    return [*items[k:], *items[:k]]
 
 
 def git_repo(runner: Runner, path: Path) -> None:
@@ -263,61 +328,117 @@ def git_repo(runner: Runner, path: Path) -> None:
         runner.run(["git", "config", key, value], path)
 
 
-def bench_cp(runner: Runner, series: Sequence[Path], older: int, wd: Path, repeat: int) -> ToolResult:
-    res = ToolResult("cp")
-    copies = wd / "cp-copies"
-    copies.mkdir()
-    for v, src in enumerate(series):
-        read_through(src)
-        dst = copies / src.name
-        res.add.append(runner.timed([(cp_cmd(src, dst), wd)]))
-        res.growth.append(dst.stat().st_size)
-        res.growth_metadata.append(0)
-        log(f"  cp v{v}: {res.add[-1].seconds:.2f} s")
-    work = wd / "cp-work"
-    work.mkdir()
-    runner.run(cp_cmd(series[-1], work / MODEL_FILE), wd)
-    read_through(copies / series[older].name)
-    res.checkout = measure_checkouts(
-        runner, "cp", repeat,
-        [(cp_cmd(copies / series[older].name, work / MODEL_FILE), wd)],
-        [(cp_cmd(copies / series[-1].name, work / MODEL_FILE), wd)],
-        work / MODEL_FILE, series[older],
-    )
-    res.store_apparent, res.store_disk = totals(tree_sizes(copies))
-    return res
+Commands = list[tuple[list[str], Path]]
 
 
-def bench_lfs(runner: Runner, series: Sequence[Path], older: int, wd: Path, repeat: int) -> ToolResult:
-    res = ToolResult("git lfs")
-    repo = wd / "lfs-repo"
-    git_repo(runner, repo)
-    runner.run(["git", "lfs", "install", "--local"], repo)
-    runner.run(["git", "lfs", "track", "*.safetensors"], repo)
-    runner.run(["git", "add", ".gitattributes"], repo)
-    runner.run(["git", "commit", "-q", "-m", "track safetensors with LFS"], repo)
-    store = repo / ".git" / "lfs" / "objects"
-    revs: list[str] = []
-    for v, src in enumerate(series):
-        runner.run(cp_cmd(src, repo / MODEL_FILE), repo)
-        before = tree_sizes(store)
-        res.add.append(runner.timed([
-            (["git", "add", MODEL_FILE], repo),
-            (["git", "commit", "-q", "-m", f"checkpoint v{v}"], repo),
-        ]))
-        g, m = growth(before, tree_sizes(store), None)
-        res.growth.append(g)
-        res.growth_metadata.append(m)
-        revs.append(runner.output(["git", "rev-parse", "HEAD"], repo))
-        log(f"  git lfs v{v}: add+commit {res.add[-1].seconds:.2f} s, store +{g / MIB:.1f} MiB")
-    res.checkout = measure_checkouts(
-        runner, "git lfs", repeat,
-        [(["git", "checkout", "-q", revs[older], "--", MODEL_FILE], repo)],
-        [(["git", "checkout", "-q", "HEAD", "--", MODEL_FILE], repo)],
-        repo / MODEL_FILE, series[older],
-    )
-    res.store_apparent, res.store_disk = totals(tree_sizes(store))
-    return res
+class Tool:
+    """One way of keeping the checkpoints in a Git repository: its setup, and the commands of each timed step."""
+
+    name = ""
+    # Directories under .git not read back before a step (whole stored checkpoints), relative to .git.
+    big_dirs: tuple[str, ...] = ()
+    metadata_prefix: str | None = None
+
+    def __init__(self, runner: Runner, repo: Path) -> None:
+        self.runner = runner
+        self.repo = repo
+        self.revs: list[str] = []
+        self.result = ToolResult(self.name)
+
+    @property
+    def store(self) -> Path:
+        raise NotImplementedError
+
+    @property
+    def working_file(self) -> Path:
+        return self.repo / MODEL_FILE
+
+    def setup(self) -> None:
+        """A new repository, ready for the first `add` (an earlier one is removed)."""
+        if self.repo.exists():
+            shutil.rmtree(self.repo)
+        git_repo(self.runner, self.repo)
+        self.revs = []
+
+    def add_cmds(self, message: str) -> Commands:
+        raise NotImplementedError
+
+    def checkout_cmds(self, rev: str) -> Commands:
+        raise NotImplementedError
+
+    def git_metadata(self) -> list[Path]:
+        """The repository's files under .git, except whole stored checkpoints."""
+        return files_under(self.repo / ".git", self.big_dirs)
+
+    def add_inputs(self) -> list[Path]:
+        return [self.working_file, *self.git_metadata()]
+
+    def checkout_inputs(self, rev: str) -> list[Path]:
+        """What checkout of `rev` reads: the repository's metadata and the stored version."""
+        return self.git_metadata()
+
+    def commit(self) -> str:
+        rev = self.runner.output(["git", "rev-parse", "HEAD"], self.repo)
+        self.revs.append(rev)
+        return rev
+
+
+class LfsTool(Tool):
+    name = "git lfs"
+    big_dirs = (os.path.join("lfs", "objects"),)
+
+    @property
+    def store(self) -> Path:
+        return self.repo / ".git" / "lfs" / "objects"
+
+    def setup(self) -> None:
+        super().setup()
+        for cmd in (["git", "lfs", "install", "--local"], ["git", "lfs", "track", "*.safetensors"],
+                    ["git", "add", ".gitattributes"], ["git", "commit", "-q", "-m", "track safetensors with LFS"]):
+            self.runner.run(cmd, self.repo)
+
+    def add_cmds(self, message: str) -> Commands:
+        return [(["git", "add", MODEL_FILE], self.repo), (["git", "commit", "-q", "-m", message], self.repo)]
+
+    def checkout_cmds(self, rev: str) -> Commands:
+        return [(["git", "checkout", "-q", rev, "--", MODEL_FILE], self.repo)]
+
+    def checkout_inputs(self, rev: str) -> list[Path]:
+        pointer = self.runner.output(["git", "cat-file", "-p", f"{rev}:{MODEL_FILE}"], self.repo)
+        oid = next(line.split(":", 1)[1] for line in pointer.splitlines() if line.startswith("oid sha256:"))
+        return [*self.git_metadata(), self.store / oid[:2] / oid[2:4] / oid]
+
+
+class GitModelTool(Tool):
+    metadata_prefix = MANIFEST_DIR
+
+    def __init__(self, runner: Runner, repo: Path, variant: str) -> None:
+        self.name = f"git model {variant}"
+        self.variant = variant
+        # add reads the store's index, never its packs; checkout reads the packs (see checkout_inputs)
+        self.big_dirs = (os.path.join("model", "packs"),)
+        super().__init__(runner, repo)
+
+    @property
+    def store(self) -> Path:
+        return self.repo / STORE_DIR
+
+    def setup(self) -> None:
+        super().setup()
+        self.runner.run(["git", "model", "init"], self.repo)
+        if self.variant == "raw":
+            self.runner.run(["git", "config", "model.compression", "0"], self.repo)
+        self.runner.run(["git", "commit", "-q", "--allow-empty", "-m", "git model init"], self.repo)
+
+    def add_cmds(self, message: str) -> Commands:
+        return [(["git", "model", "add", MODEL_FILE, "-q"], self.repo), (["git", "commit", "-q", "-m", message], self.repo)]
+
+    def checkout_cmds(self, rev: str) -> Commands:
+        return [(["git", "checkout", "-q", rev, "--", MODEL_FILE + POINTER_SUFFIX], self.repo),
+                (["git", "model", "checkout", MODEL_FILE, "--force", "-q"], self.repo)]
+
+    def checkout_inputs(self, rev: str) -> list[Path]:
+        return files_under(self.repo / ".git")  # the packs too: a version's chunks are spread over them
 
 
 # --compression: which git model stores a run measures. Issue 15's store targets are "before
@@ -325,52 +446,98 @@ def bench_lfs(runner: Runner, series: Sequence[Path], older: int, wd: Path, repe
 COMPRESSION_MODES = {"on": ("compressed",), "off": ("raw",), "both": ("raw", "compressed")}
 
 
-def bench_git_model(
-    runner: Runner, series: Sequence[Path], older: int, wd: Path, repeat: int, insert: Path | None,
-    variant: str = "compressed",
-) -> ToolResult:
-    res = ToolResult(f"git model {variant}")
-    repo = wd / f"gm-repo-{variant}"
-    git_repo(runner, repo)
-    runner.run(["git", "model", "init"], repo)
-    if variant == "raw":
-        runner.run(["git", "config", "model.compression", "0"], repo)
-    runner.run(["git", "commit", "-q", "--allow-empty", "-m", "git model init"], repo)
-    store = repo / STORE_DIR
-    pointer = MODEL_FILE + POINTER_SUFFIX
-    revs: list[str] = []
-    for v, src in enumerate(series):
-        runner.run(cp_cmd(src, repo / MODEL_FILE), repo)
-        before = tree_sizes(store)
-        res.add.append(runner.timed([
-            (["git", "model", "add", MODEL_FILE, "-q"], repo),
-            (["git", "commit", "-q", "-m", f"checkpoint v{v}"], repo),
-        ]))
-        g, m = growth(before, tree_sizes(store), MANIFEST_DIR)
-        res.growth.append(g)
-        res.growth_metadata.append(m)
-        revs.append(runner.output(["git", "rev-parse", "HEAD"], repo))
-        log(f"  {res.name} v{v}: add+commit {res.add[-1].seconds:.2f} s ({res.add[-1].cpu_seconds:.2f} CPU s), "
-            f"store +{g / MIB:.2f} MiB ({m} bytes of manifests), peak RSS {res.add[-1].peak_rss_kib / 1024:.0f} MiB")
-    res.checkout = measure_checkouts(
-        runner, res.name, repeat,
-        [(["git", "checkout", "-q", revs[older], "--", pointer], repo),
-         (["git", "model", "checkout", MODEL_FILE, "--force", "-q"], repo)],
-        [(["git", "checkout", "-q", "HEAD", "--", pointer], repo),
-         (["git", "model", "checkout", MODEL_FILE, "--force", "-q"], repo)],
-        repo / MODEL_FILE, series[older],
-    )
-    res.store_apparent, res.store_disk = totals(tree_sizes(store))
-    if insert is not None:
-        runner.run(cp_cmd(insert, repo / MODEL_FILE), repo)
-        before = tree_sizes(store)
-        res.insert = runner.timed([
-            (["git", "model", "add", MODEL_FILE, "-q"], repo),
-            (["git", "commit", "-q", "-m", "checkpoint with an inserted tensor"], repo),
-        ])
-        res.insert_growth, res.insert_growth_metadata = growth(before, tree_sizes(store), MANIFEST_DIR)
-        log(f"  {res.name} insert variant: add+commit {res.insert.seconds:.2f} s, store +{res.insert_growth / MIB:.2f} MiB")
-    return res
+class Bench:
+    """One size's comparison: every timed step of every tool paired with `cp` + `sync` of the same bytes."""
+
+    def __init__(self, runner: Runner, cache: PageCache, wd: Path, tools: Sequence[Tool]) -> None:
+        self.runner = runner
+        self.cache = cache
+        self.wd = wd
+        self.tools = list(tools)
+        self.copies = CpCopies()
+        self.turn = 0  # rounds so far: round k starts with tool k mod n
+        (wd / "cp-copies").mkdir()
+        (wd / "cp-work").mkdir()
+
+    def next_order(self, tools: Sequence[Tool] | None = None) -> list[Tool]:
+        order = rotate(self.tools if tools is None else tools, self.turn)
+        self.turn += 1
+        return order
+
+    def cp_new_file(self, src: Path) -> tuple[Step, tuple[int, int]]:
+        """`cp` of `src` into a new file + sync, from the settled cache; the copy's (apparent, on-disk) size."""
+        self.cache.settle([src])
+        dst = self.wd / "cp-copies" / src.name
+        step = self.runner.timed([(cp_cmd(src, dst), self.wd)])
+        st = dst.stat()
+        dst.unlink()  # only the bytes of one step on disk; sync of the unlink comes with the next settle
+        return step, (st.st_size, st.st_blocks * 512)
+
+    def add(self, tool: Tool, src: Path, message: str) -> tuple[Pair, tuple[int, int], int, int]:
+        """Stage `src` in the tool's working file, time its paired cp, then its add + commit."""
+        self.runner.run(cp_cmd(src, tool.working_file), tool.repo)
+        cp, size = self.cp_new_file(src)
+        before = tree_sizes(tool.store)
+        self.cache.settle(tool.add_inputs())
+        step = self.runner.timed(tool.add_cmds(message))
+        g, m = growth(before, tree_sizes(tool.store), tool.metadata_prefix)
+        return Pair(cp, step), size, g, m
+
+    def add_version(self, v: int, src: Path, rounds: int) -> None:
+        """Add version `v` with every tool (`rounds` times for v0, a new repository each time)."""
+        for r in range(rounds):
+            for tool in self.next_order():
+                if v == 0:
+                    tool.setup()
+                pair, size, g, m = self.add(tool, src, f"checkpoint v{v}")
+                res = tool.result
+                if r == 0:
+                    res.add.append([])
+                    if tool is self.tools[0]:
+                        self.copies.apparent.append(size[0])
+                        self.copies.disk.append(size[1])
+                res.add[v].append(pair)
+                if r == rounds - 1:
+                    res.growth.append(g)
+                    res.growth_metadata.append(m)
+                    tool.commit()
+                log(f"  {tool.name} v{v}: add+commit {pair.tool.seconds:.2f} s ({pair.tool.cpu_seconds:.2f} CPU s), "
+                    f"paired cp {pair.cp.seconds:.2f} s: {pair.ratio():.2f}x; store +{g / MIB:.2f} MiB, "
+                    f"peak RSS {pair.tool.peak_rss_kib / 1024:.0f} MiB")
+
+    def checkouts(self, older: Path, newest: Path, older_index: int, rounds: int) -> None:
+        """Check the older version out over the newest, `rounds` times per tool, each with its paired cp."""
+        cp_target = self.wd / "cp-work" / MODEL_FILE
+        for _ in range(rounds):
+            for tool in self.next_order():
+                rev, head = tool.revs[older_index], tool.revs[-1]
+                # untimed: cp's target holds the newest version, as each tool's working file does
+                self.runner.run(cp_cmd(newest, cp_target), self.wd)
+                self.cache.settle([older])
+                cp = self.runner.timed([(cp_cmd(older, cp_target), self.wd)])
+                self.cache.settle(tool.checkout_inputs(rev))
+                step = self.runner.timed(tool.checkout_cmds(rev))
+                if not same_bytes(tool.working_file, older):
+                    raise CommandFailed(f"{tool.name}: checkout did not reproduce {older}")
+                for cmd, cwd in tool.checkout_cmds(head):  # back to the newest version, untimed
+                    self.runner.run(cmd, cwd)
+                pair = Pair(cp, step)
+                tool.result.checkout.append(pair)
+                log(f"  {tool.name} checkout of {older.name}: {step.seconds:.2f} s (bytes verified), paired cp {cp.seconds:.2f} s: "
+                    f"{pair.ratio():.2f}x; peak RSS {step.peak_rss_kib / 1024:.0f} MiB")
+
+    def insert(self, src: Path) -> None:
+        """Informational: add a variant of the newest version with a tensor inserted mid-file (git model only)."""
+        for tool in self.next_order([t for t in self.tools if isinstance(t, GitModelTool)]):
+            pair, _, g, m = self.add(tool, src, "checkpoint with an inserted tensor")
+            res = tool.result
+            res.insert, res.insert_growth, res.insert_growth_metadata = pair, g, m
+            log(f"  {tool.name} insert variant: add+commit {pair.tool.seconds:.2f} s, paired cp {pair.cp.seconds:.2f} s, "
+                f"store +{g / MIB:.2f} MiB")
+
+    def finish(self) -> None:
+        for tool in self.tools:
+            tool.result.store_apparent, tool.result.store_disk = totals(tree_sizes(tool.store))
 
 
 def bench_status(runner: Runner, wd: Path, repeat: int) -> list[str]:
@@ -448,8 +615,17 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
-def mean_seconds(steps: Sequence[Step]) -> float | None:
-    return statistics.fmean(s.seconds for s in steps) if steps else None
+def median_or_none(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def paired_ratio(pairs: Sequence[Pair]) -> float | None:
+    """The median over pairs of (tool seconds / the seconds of its own paired cp)."""
+    return median_or_none([p.ratio() for p in pairs])
+
+
+def span(values: Sequence[float], unit: str = " s") -> str:
+    return "n/a" if not values else f"{min(values):.2f}-{max(values):.2f}{unit}"
 
 
 @dataclass
@@ -466,12 +642,16 @@ class Report:
 
 
 def build_report(
-    cp: ToolResult, lfs: ToolResult, gms: Sequence[ToolResult], spec: Any, older: int, env_lines: list[str], rss_floor_kib: int
+    lfs: ToolResult, gms: Sequence[ToolResult], copies: CpCopies, spec: Any, older: int, env_lines: list[str],
+    rss_floor_kib: int, cache_mode: str,
 ) -> Report:
-    tools = [cp, lfs, *gms]
+    """The tables: each time and its paired cp, the ratios as medians of per-pair ratios, the targets."""
+    tools = [lfs, *gms]
     both = len(gms) > 1
     file_bytes = int(load_generate().describe(spec)["file_bytes"])
-    n_ft = len(cp.add) - 1
+    n_versions = len(lfs.add)
+    n_ft = n_versions - 1
+    gib = file_bytes / GIB
 
     def secs(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.2f} s"
@@ -480,40 +660,56 @@ def build_report(
         return f"{x / MIB:,.1f} MiB"
 
     def row(label: str, values: Sequence[float | None], fmt: Callable[[float], str]) -> tuple[str, list[str], list[str]]:
+        """values = [cp, git lfs, git model...]; ratios of each to cp's value."""
         cells = ["n/a" if v is None else fmt(v) for v in values]
         ratios = [fmt_ratio(ratio(v, values[0])) for v in values[2:]]
         return (label, cells, [*ratios, fmt_ratio(ratio(values[1], values[0]))])
 
-    reps = len(cp.checkout)
-    median = f", median of {reps}" if reps > 1 else ""
-    add_new = [t.add[0].seconds for t in tools]
-    add_ft = [mean_seconds(t.add[1:]) for t in tools]
-    checkout = [t.checkout_seconds() for t in tools]
-    rows = [
-        row("add+commit v0 (new checkpoint)", add_new, secs),
-        row(f"add+commit fine-tune (mean of {n_ft})", add_ft, secs),
-        row(f"checkout older version (v{older}){median}", checkout, secs),
-        row("bytes stored total (apparent)", [float(t.store_apparent) for t in tools], mib),
-        row("bytes stored total (on disk)", [float(t.store_disk) for t in tools], mib),
-        row("peak RSS", [float(t.peak_rss_kib() * 1024) for t in tools], mib),
-    ]
-    gib = file_bytes / GIB
+    rows: list[tuple[str, list[str], list[str]]] = []
+    time_ratios: dict[str, list[float | None]] = {}
 
-    def cpu(steps: Sequence[Step], median: bool = False) -> float | None:
-        if not steps:
-            return None
-        values = [s.cpu_seconds for s in steps]
-        return (statistics.median(values) if median else statistics.fmean(values)) / gib
+    def timed_rows(key: str, label: str, pick: Callable[[ToolResult], list[Pair]]) -> None:
+        """The step's median seconds per tool, the medians of per-pair ratios, and the paired cp's range under them."""
+        per_tool = [pick(t) for t in tools]
+        cps = [p.cp.seconds for ps in per_tool for p in ps]
+        cells = [secs(median_or_none(cps)), *[secs(median_or_none([p.tool.seconds for p in ps])) for ps in per_tool]]
+        ratios = [paired_ratio(ps) for ps in per_tool]
+        time_ratios[key] = ratios
+        rows.append((label, cells, [fmt_ratio(r) for r in [*ratios[1:], ratios[0]]]))
+        rows.append(("paired cp + sync of that step, min-max", [span(cps), *[span([p.cp.seconds for p in ps]) for ps in per_tool]],
+                     [""] * len(tools)))
+
+    n_new = len(lfs.add[0]) if lfs.add else 0
+    timed_rows("new", f"add+commit v0 (new checkpoint){f', median of {n_new}' if n_new > 1 else ''}", lambda t: t.add[0])
+    timed_rows("ft", f"add+commit fine-tune ({'median of ' + str(n_ft) if n_ft > 1 else 'v1'})",
+               lambda t: [p for ps in t.add[1:] for p in ps])
+    reps = len(lfs.checkout)
+    timed_rows("checkout", f"checkout older version (v{older}){f', median of {reps}' if reps > 1 else ''}", lambda t: t.checkout)
+
+    cp_steps = [s for t in tools for s in t.cp_steps()]
+    rows += [
+        row("bytes stored total (apparent)", [float(sum(copies.apparent)), *[float(t.store_apparent) for t in tools]], mib),
+        row("bytes stored total (on disk)", [float(sum(copies.disk)), *[float(t.store_disk) for t in tools]], mib),
+        row("peak RSS", [float(max((s.peak_rss_kib for s in cp_steps), default=0) * 1024),
+                         *[float(t.peak_rss_kib() * 1024) for t in tools]], mib),
+    ]
+
+    def cpu(steps: Sequence[Step]) -> float | None:
+        m = median_or_none([s.cpu_seconds for s in steps])
+        return None if m is None else m / gib
 
     def cpus(x: float) -> str:
         return f"{x:.2f} s/GiB"
 
-    cpu_new = [cpu(t.add[:1]) for t in tools]
+    def cpu_row(label: str, pick: Callable[[ToolResult], list[Pair]]) -> tuple[str, list[str], list[str]]:
+        return row(label, [cpu([p.cp for t in tools for p in pick(t)]), *[cpu([p.tool for p in pick(t)]) for t in tools]], cpus)
+
     rows += [
-        row("CPU (user+sys) per GiB: add+commit v0", cpu_new, cpus),
-        row("CPU per GiB: add+commit fine-tune", [cpu(t.add[1:]) for t in tools], cpus),
-        row("CPU per GiB: checkout older version", [cpu(t.checkout, median=True) for t in tools], cpus),
+        cpu_row("CPU (user+sys) per GiB: add+commit v0, median", lambda t: t.add[0]),
+        cpu_row("CPU per GiB: add+commit fine-tune, median", lambda t: [p for ps in t.add[1:] for p in ps]),
+        cpu_row("CPU per GiB: checkout older version, median", lambda t: t.checkout),
     ]
+    cpu_new = [cpu([p.tool for p in t.add[0]]) for t in tools]
 
     verdicts: list[tuple[str, str, str, bool]] = []
 
@@ -524,19 +720,19 @@ def build_report(
 
     for i, gm in enumerate(gms):
         variant = gm.name.removeprefix("git model ")
-        at = 2 + i
+        at = 1 + i  # position in `tools`
         # issue 15's store targets are measured before compression, issue 19's with it on
         issue = "issue 15" if variant == "raw" else "issue 19"
         tag = f" ({issue}, {variant})"
         if variant == "raw":
-            verdict("add+commit new checkpoint" + tag, f"<= {TARGET_ADD_NEW}x cp", ratio(add_new[at], add_new[0]), TARGET_ADD_NEW)
-            verdict("add+commit fine-tune" + tag, f"<= {TARGET_ADD_FINETUNE}x cp", ratio(add_ft[at], add_ft[0]), TARGET_ADD_FINETUNE)
-            verdict("checkout older version" + tag, f"<= {TARGET_CHECKOUT}x cp", ratio(checkout[at], checkout[0]), TARGET_CHECKOUT)
+            verdict("add+commit new checkpoint" + tag, f"<= {TARGET_ADD_NEW}x cp", time_ratios["new"][at], TARGET_ADD_NEW)
+            verdict("add+commit fine-tune" + tag, f"<= {TARGET_ADD_FINETUNE}x cp", time_ratios["ft"][at], TARGET_ADD_FINETUNE)
+            verdict("checkout older version" + tag, f"<= {TARGET_CHECKOUT}x cp", time_ratios["checkout"][at], TARGET_CHECKOUT)
         else:
             verdict("add+commit new checkpoint" + tag, f"<= {TARGET_ADD_NEW_COMPRESSED}x cp",
-                    ratio(add_new[at], add_new[0]), TARGET_ADD_NEW_COMPRESSED)
+                    time_ratios["new"][at], TARGET_ADD_NEW_COMPRESSED)
             verdict("checkout older version" + tag, f"<= {TARGET_CHECKOUT_COMPRESSED}x cp",
-                    ratio(checkout[at], checkout[0]), TARGET_CHECKOUT_COMPRESSED)
+                    time_ratios["checkout"][at], TARGET_CHECKOUT_COMPRESSED)
         verdict("peak RSS of git-model" + tag, f"< {TARGET_RSS_MIB} MiB", gm.peak_rss_kib("git model") / 1024, TARGET_RSS_MIB, "MiB", strict=True)
         if variant == "raw":
             got_cpu = cpu_new[at]
@@ -544,16 +740,20 @@ def build_report(
                              "n/a" if got_cpu is None else f"{got_cpu:.2f} s/GiB",
                              got_cpu is not None and got_cpu <= TARGET_CPU_ADD_PER_GIB))
 
-    header = ["version", "changed bytes", "cp s", "git lfs s", *[f"{g.name} s" for g in gms], "git lfs store +",
-              *[f"{g.name} store +" for g in gms], *[f"of it manifests{(' (' + g.name.removeprefix('git model ') + ')') if both else ''}" for g in gms],
-              "dedup bound", *[f"dedup{(' (' + g.name.removeprefix('git model ') + ')') if both else ''}" for g in gms]]
+    def short(g: ToolResult) -> str:
+        return f" ({g.name.removeprefix('git model ')})" if both else ""
+
+    header = ["version", "changed bytes", "cp s (paired, median)", "cp s min-max", "git lfs s", *[f"{g.name} s" for g in gms],
+              "git lfs store +", *[f"{g.name} store +" for g in gms], *[f"of it manifests{short(g)}" for g in gms],
+              "dedup bound", *[f"dedup{short(g)}" for g in gms]]
     per_version: list[list[str]] = []
     dedup_ok = [True] * len(gms)
     worst: list[float | None] = [None] * len(gms)
-    for v in range(len(cp.add)):
+    for v in range(n_versions):
         changed = spec.changed_bytes(v) if v else file_bytes
-        cells = [f"v{v}", f"{changed:,}", f"{cp.add[v].seconds:.2f}", f"{lfs.add[v].seconds:.2f}",
-                 *[f"{g.add[v].seconds:.2f}" for g in gms], f"{lfs.growth[v]:,}",
+        cps = [p.cp.seconds for t in tools for p in t.add[v]]
+        cells = [f"v{v}", f"{changed:,}", f"{statistics.median(cps):.2f}", span(cps, ""),
+                 *[f"{statistics.median(p.tool.seconds for p in t.add[v]):.2f}" for t in tools], f"{lfs.growth[v]:,}",
                  *[f"{g.growth[v]:,}" for g in gms], *[f"{g.growth_metadata[v]:,}" for g in gms]]
         if v == 0:
             cells += ["-"] * (1 + len(gms))
@@ -577,22 +777,32 @@ def build_report(
             ))
 
     notes = [
-        "Page caches are warm: dropping them needs root and is unreliable on a shared disk. "
-        "Every source file is in the page cache before its step (read or copied just before), `sync` runs before every timed step, "
-        "and every timed step ends with `sync` inside the timing (as cp + sync does).",
-        "cp column: `cp --reflink=never` of each version into its own file (+ sync); checkout = cp of the older copy over the working file (+ sync).",
+        "Pairs: every timed step of every tool is paired with `cp --reflink=never` + `sync` of the same bytes, timed just "
+        "before it from the same start (add: the version into a new file; checkout: the older version over a file holding "
+        "the newest). A tool's time ratio is the median of its per-pair ratios (its time / its own paired cp's), so both "
+        "sides of each ratio meet the disk in nearly the same state; the min-max row under each timed row shows the paired "
+        "cp times, i.e. the disk's state while that tool ran (this disk writes fast for a burst, then slows). "
+        "The cp + sync column is the median of all pairs' cp (comparable with the cp column of runs before pairing).",
+        f"Start of every timed step (a tool's or its paired cp's), --cache {cache_mode}: {CACHE_MODES[cache_mode]}. "
+        "The input read back: for add, the file being added (and, for a tool, its .git except stored checkpoints); for "
+        "checkout, the stored version (cp: the older version's file; Git LFS: its object; git model: the whole store). "
+        "Every timed step ends with `sync` inside the timing.",
+        "Order: the tools take turns; each round (one step of each tool) starts with the next tool, so no tool always "
+        "runs right after another's writes. Add of v0 is timed --repeat times, into a new repository each time; each "
+        "fine-tune once; checkout --repeat times.",
         "git lfs: `git add` + `git commit` per version; checkout = `git checkout <rev> -- model.safetensors` (+ sync). Store = .git/lfs/objects.",
         "git model: `git model add` + `git commit` per version (raw: `git config model.compression 0`, chunks stored uncompressed; "
         "compressed: the default codecs); checkout = `git checkout <rev> -- model.safetensors.model.toml` "
-        "+ `git model checkout model.safetensors --force` (+ sync). Store = .git/model (packs, index files, manifests).",
-        "CPU = user + sys seconds from wait4 of the timed commands (the commit included), per GiB of checkpoint; "
-        "it does not depend on the disk's state, unlike wall time on this shared machine.",
+        "+ `git model checkout model.safetensors --force` (+ sync). Store = .git/model (packs, index files, manifests). "
+        "cp's bytes stored: one copy per version.",
+        "CPU = user + sys seconds from wait4 of the timed commands (the commit included), per GiB of checkpoint, median over "
+        "the step's runs; it does not depend on the disk's state, unlike wall time on this shared machine.",
         "Dedup growth counts every byte added under .git/model except new files under objects/manifests/ "
         "(the per-version recipe, listed separately); the pointer is a Git blob in .git/objects, so it is never in the store. "
         "Changed bytes = raw bytes of the two rewritten layers' tensors.",
         "Peak RSS = ru_maxrss from wait4 of each timed command, which covers the processes it waited for "
         "(git model <cmd> -> git-model; git add -> git-lfs filter-process). Commands are spawned by a small helper "
-        f"process, whose own size is the measuring floor: `true` measures {rss_floor_kib / 1024:.1f} MiB. Ratios are tool / cp.",
+        f"process, whose own size is the measuring floor: `true` measures {rss_floor_kib / 1024:.1f} MiB. Byte and RSS ratios are tool / cp.",
     ]
     for gm in gms:
         if gm.insert is None or gm.insert_growth is None:
@@ -602,7 +812,8 @@ def build_report(
         counted = gm.insert_growth - (gm.insert_growth_metadata or 0)
         notes.append(
             f"Insert variant (informational): v{spec.versions - 1} + {extra.name} ({extra.nbytes:,} bytes) inserted mid-file, "
-            f"header {hdr:,} bytes: {gm.name} add+commit {gm.insert.seconds:.2f} s, store +{counted:,} bytes excluding manifests "
+            f"header {hdr:,} bytes: {gm.name} add+commit {gm.insert.tool.seconds:.2f} s ({gm.insert.ratio():.2f}x its paired cp, "
+            f"{gm.insert.cp.seconds:.2f} s), store +{counted:,} bytes excluding manifests "
             f"({counted / (extra.nbytes + hdr):.2f}x inserted tensor + header)."
         )
     columns = [g.name for g in gms] if both else ["git model"]
@@ -695,7 +906,7 @@ def environment_lines(env: dict[str, str], args: argparse.Namespace, spec: Any, 
         f"series: {spec.versions} versions x {int(d['file_bytes']):,} bytes (--size-mib {args.size_mib:g}), {spec.n_layers} layers, hidden {spec.hidden}, "
         f"vocab {spec.vocab}, {d['tensors']} bf16 tensors, seed {spec.seed}; each fine-tune rewrites 2 layers "
         f"(~{float(d['per_version'][1]['changed_fraction']):.1%} of the bytes)",
-        f"work directory on {filesystem_of(wd)}; page caches warm (see notes); git model compression: {args.compression}",
+        f"work directory on {filesystem_of(wd)}; page cache before each step: --cache {args.cache} (see notes); git model compression: {args.compression}",
     ]
 
 
@@ -720,7 +931,7 @@ def filesystem_of(path: Path) -> str:
 def run_size(
     runner: Runner, generate: ModuleType, env: dict[str, str], args: argparse.Namespace, size: float, wd: Path, older: int
 ) -> tuple[Report, dict[str, Any]]:
-    """The whole comparison at one checkpoint size: series, cp + sync, Git LFS, git model."""
+    """The whole comparison at one checkpoint size: series, then Git LFS and git model, each step paired with cp + sync."""
     wd.mkdir()
     spec = generate.make_series(size, args.versions, args.seed)
     log(f"generating {args.versions} checkpoints of ~{size:g} MiB in {wd / 'series'} ...")
@@ -735,29 +946,31 @@ def run_size(
         insert = variant.path
     log(f"  done in {time.perf_counter() - t0:.1f} s (not measured)")
 
-    log("cp + sync baseline ...")
-    cp = bench_cp(runner, series, older, wd, args.repeat)
+    tools: list[Tool] = [LfsTool(runner, wd / "lfs-repo")]
+    tools += [GitModelTool(runner, wd / f"gm-repo-{v}", v) for v in COMPRESSION_MODES[args.compression]]
+    bench = Bench(runner, PageCache(args.cache, wd), wd, tools)
+    log(f"add, {' / '.join(t.name for t in tools)} in turn, each step after its paired cp + sync ...")
+    for v, src in enumerate(series):
+        bench.add_version(v, src, args.repeat if v == 0 else 1)
+    log("checkout of the older version ...")
+    bench.checkouts(series[older], series[-1], older, args.repeat)
+    bench.finish()
+    if insert is not None:
+        bench.insert(insert)
     if not args.keep:
-        shutil.rmtree(wd / "cp-copies")
-        shutil.rmtree(wd / "cp-work")
-    log("Git LFS ...")
-    lfs = bench_lfs(runner, series, older, wd, args.repeat)
-    if not args.keep:
-        shutil.rmtree(wd / "lfs-repo")
-    gms: list[ToolResult] = []
-    for variant in COMPRESSION_MODES[args.compression]:
-        log(f"git model ({variant}) ...")
-        gms.append(bench_git_model(runner, series, older, wd, args.repeat, insert, variant))
-        if not args.keep:
-            shutil.rmtree(wd / f"gm-repo-{variant}")
-    if not args.keep:
+        for t in tools:
+            shutil.rmtree(t.repo)
         shutil.rmtree(wd / "series")
     size_args = argparse.Namespace(**{**vars(args), "size_mib": size})
-    rep = build_report(cp, lfs, gms, spec, older, environment_lines(env, size_args, spec, wd), runner.report_floor())
+    results = [t.result for t in tools]
+    rep = build_report(results[0], results[1:], bench.copies, spec, older, environment_lines(env, size_args, spec, wd),
+                       runner.report_floor(), args.cache)
     record = {
         "series": generate.describe(spec),
         "older_version": older,
-        "tools": {t.name: asdict(t) for t in (cp, lfs, *gms)},
+        "cache": args.cache,
+        "cp_copies": asdict(bench.copies),
+        "tools": {r.name: asdict(r) for r in results},
         "verdicts": [{"name": n, "target": t, "measured": g, "pass": ok} for n, t, g, ok in rep.verdicts],
     }
     return rep, record
@@ -773,7 +986,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the work directory (series, repositories, command log)")
     ap.add_argument("--markdown", action="store_true", help="print the report as Markdown (for docs/benchmarks.md)")
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the raw measurements as JSON")
-    ap.add_argument("--repeat", type=int, default=1, help="time the older-version checkout N times and report the median (default 1)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="time the add of a new checkpoint (v0, a new repository each time) and the older-version checkout "
+                         "N times per tool, each with its paired cp + sync, and report medians (default 1)")
+    ap.add_argument("--cache", choices=list(CACHE_MODES), default="evict",
+                    help="the page cache each timed step starts from: " + "; ".join(f"{k}: {v}" for k, v in CACHE_MODES.items())
+                         + " (default evict: drop also evicts the tools' own programs, charging git-model's Python start-up "
+                         "with disk reads cp does not pay, and every other process's cache on the machine)")
     ap.add_argument("--compression", choices=sorted(COMPRESSION_MODES), default="both",
                     help="git model with compression on (issue 19's targets), off (raw chunks: issue 15's store targets, "
                          "which are before compression), or both side by side against the same cp + sync (default both)")
@@ -783,6 +1002,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("--versions must be at least 2 (a base and one fine-tune)")
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
+    if args.cache == "drop" and (why := PageCache.can_drop()) is not None:
+        ap.error(f"--cache drop: {why}; use --cache evict")
 
     env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
     missing = preflight(env)
