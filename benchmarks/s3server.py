@@ -31,11 +31,13 @@ class MotoServer:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> MotoServer:
-        out = open(self._log, "ab") if self._log else subprocess.DEVNULL
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-        )
+        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        if self._log is None:
+            self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        else:
+            # the server writes through its own copy of the descriptor; ours is closed once it has started
+            with open(self._log, "ab") as out:
+                self._proc = subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
