@@ -20,22 +20,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
-GIB = 1 << 30
+try:
+    from benchmarks.timing import heading, interleaved, per_gib
+except ImportError:  # run as a script: benchmarks/ itself is on sys.path
+    from timing import heading, interleaved, per_gib  # type: ignore[no-redef]
+
 WINDOW = 4 << 20
-
-
-def cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def windows(path: Path) -> Callable[[Callable[[memoryview], None]], None]:
@@ -150,23 +147,15 @@ def main(argv: list[str] | None = None) -> int:
         ("decode every chunk (one thread)", decode), ("decode into a reused buffer (one thread)", decode_into),
         ("materialize (checkout's work)", checkout),
     ]
-    got: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in steps}
     try:
-        for _ in range(args.repeat):
-            for name, fn in steps:
-                os.sync()
-                c0, t0 = cpu(), time.perf_counter()
-                fn()
-                got[name].append((cpu() - c0, time.perf_counter() - t0))
+        got = interleaved(steps, args.repeat)
     finally:
         shutil.rmtree(wd, ignore_errors=True)
-    gib = size / GIB
-    print(f"{path} ({size:,} bytes), {args.repeat} rounds, load average {os.getloadavg()[0]:.1f} at the end\n")
+    print(heading(path, size, args.repeat))
     print("| step | CPU s/GiB, min | CPU s/GiB, median | wall s/GiB, median |")
     print("| --- | ---: | ---: | ---: |")
     for name, _ in steps:
-        c = [x[0] / gib for x in got[name]]
-        w = [x[1] / gib for x in got[name]]
+        c, w = per_gib(got[name], size)
         print(f"| {name} | {min(c):.2f} | {statistics.median(c):.2f} | {statistics.median(w):.2f} |")
     return 0
 
