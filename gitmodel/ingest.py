@@ -128,7 +128,7 @@ def _store_chunks(
     if not any(seg.cdc for seg in layout.segments):
         plan = list(plan)
     try:
-        with store.pack_writer(direct=True) as writer, ThreadPoolExecutor(max_workers=n, thread_name_prefix="gitmodel-chunk") as pool:
+        with store.pack_writer() as writer, ThreadPoolExecutor(max_workers=n, thread_name_prefix="gitmodel-chunk") as pool:
             try:
                 for offset, length in plan:
                     pending.append(pool.submit(work, offset, length, buffers.lease(length)))

@@ -279,10 +279,9 @@ class ChunkStore:
                 w.put(encoded)
         return container.HEADER_SIZE + len(encoded[4])
 
-    def pack_writer(self, direct: bool = False) -> PackWriter:
-        """A writer of new packs; `direct`: write them past the page cache (PackFile)."""
+    def pack_writer(self) -> PackWriter:
         self.ensure()
-        return PackWriter(self, direct=direct)
+        return PackWriter(self)
 
     def get_chunk(self, cid: ChunkId) -> bytes:
         """The raw bytes of a chunk, verified against its id (a delta's bases decoded and verified too)."""
@@ -510,10 +509,9 @@ class PackWriter(OrderedStage[tuple[Encoded, "Callable[[], None] | None"]]):
     becomes visible (renamed into packs/, then its index file written) only after its fsync.
     """
 
-    def __init__(self, store: ChunkStore, depth: int = 16, direct: bool = False) -> None:
+    def __init__(self, store: ChunkStore, depth: int = 16) -> None:
         super().__init__("gitmodel-pack", depth)
         self._store = store
-        self._direct = direct
         self._pack: PackFile | None = None
         self._sealed: list[PackFile] = []  # full packs in tmp/, written but not yet synced
         self.packs: list[str] = []
@@ -529,7 +527,7 @@ class PackWriter(OrderedStage[tuple[Encoded, "Callable[[], None] | None"]]):
         (chunk, codec, flags, raw_len, payload), release = item
         try:
             if self._pack is None:
-                self._pack = PackFile(self._store.tmp_dir, direct=self._direct)
+                self._pack = PackFile(self._store.tmp_dir)
             self._pack.add(chunk, codec, flags, raw_len, payload)
             if self._pack.size >= self._store.pack_target:
                 self._seal()

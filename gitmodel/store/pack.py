@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import errno
-import mmap
 import os
-import queue
 import struct
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +27,6 @@ ENTRY = struct.Struct("<16sQIIBBH")
 ENTRY_SIZE = ENTRY.size
 # Start writeback every this many bytes so the disk works while we compress the rest.
 _WRITEBACK_EVERY = 8 << 20
-# Direct writes (O_DIRECT) go through an aligned staging buffer of this size: file offsets,
-# lengths and the buffer's address must be multiples of the device's block size, which
-# 4096 is for every disk we expect (512 and 4096 byte sectors).
-DIRECT_ALIGN = 4096
-DIRECT_STAGE = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -114,195 +104,26 @@ def read_trailer(fd: int, size: int, where: str) -> bytes:
     return os.pread(fd, count * ENTRY_SIZE, table_at)
 
 
-# Staging buffers of finished packs, for the next pack: a fresh one per 64 MiB pack
-# page-faulted it in again each time (2,048 faults per 8 MiB).
-_STAGES: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
-_writer: ThreadPoolExecutor | None = None
-_writer_made = threading.Lock()
-
-
-def _take_stage() -> mmap.mmap:
-    while True:
-        try:
-            buf = _STAGES.get_nowait()
-        except queue.Empty:
-            return mmap.mmap(-1, DIRECT_STAGE)  # page-aligned, as O_DIRECT needs
-        if len(buf) == DIRECT_STAGE:  # (tests change the size)
-            return buf
-
-
-def _direct_writer() -> ThreadPoolExecutor:
-    """The one thread that writes full stages, so a pack's next stage fills meanwhile."""
-    global _writer
-    with _writer_made:
-        if _writer is None:
-            _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmodel-direct")
-        return _writer
-
-
-def _pwrite_all(fd: int, buf: mmap.mmap, length: int, offset: int) -> None:
-    with memoryview(buf) as view:
-        done = 0
-        while done < length:
-            done += os.pwrite(fd, view[done:length], offset + done)
-
-
-class _DirectWrites:
-    """The O_DIRECT side of a PackFile: bytes are staged in one of two aligned buffers; a
-    full one is written (whole blocks, at an aligned offset) by the direct-write thread
-    while the other fills, and its partial last block moves to the start of the other."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.stage: mmap.mmap | None = _take_stage()
-        self.spare: mmap.mmap | None = _take_stage()
-        self.staged = 0  # stage[:staged] are the file's bytes from on_disk on
-        self.on_disk = 0
-        self.pending: Future[None] | None = None
-        self.proven = False  # a direct write on this fd succeeded
-
-    def write(self, view: memoryview) -> memoryview:
-        """Stage `view`; return what was not taken, empty unless the file system refused
-        a direct write (then the caller calls finish() and writes the rest itself)."""
-        while view:
-            stage = self.stage
-            assert stage is not None
-            n = min(len(view), DIRECT_STAGE - self.staged)
-            stage[self.staged : self.staged + n] = view[:n]
-            self.staged += n
-            view = view[n:]
-            if self.staged == DIRECT_STAGE and not self._flush():
-                return view
-        return view
-
-    def _flush(self) -> bool:
-        stage, spare = self.stage, self.spare
-        assert stage is not None and spare is not None
-        whole = self.staged - self.staged % DIRECT_ALIGN
-        rest = self.staged - whole
-        self.wait()
-        if not self.proven:  # the first write is synchronous: a refusal falls back cleanly
-            try:
-                done = os.pwrite(self.fd, memoryview(stage)[:whole], self.on_disk)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-                return False
-            self.proven = True
-            if done < whole:  # a short write: the rest of these blocks before going on
-                self._rest(stage, done, whole)
-        else:
-            self.pending = _direct_writer().submit(_pwrite_all, self.fd, stage, whole, self.on_disk)
-        spare[:rest] = stage[whole : self.staged]
-        self.stage, self.spare = spare, stage
-        self.on_disk += whole
-        self.staged = rest
-        return True
-
-    def _rest(self, stage: mmap.mmap, done: int, whole: int) -> None:
-        with memoryview(stage) as view:
-            while done < whole:
-                done += os.pwrite(self.fd, view[done:whole], self.on_disk + done)
-
-    def wait(self) -> None:
-        """Wait for the stage being written; re-raise its error."""
-        pending, self.pending = self.pending, None
-        if pending is not None:
-            pending.result()
-
-    def finish(self) -> int:
-        """Wait for the direct writes, write what is staged through the page cache (its last
-        block is partial), give the stages back; return the file's length."""
-        try:
-            self.wait()
-            import fcntl
-
-            fl = fcntl.fcntl(self.fd, fcntl.F_GETFL)
-            fcntl.fcntl(self.fd, fcntl.F_SETFL, fl & ~getattr(os, "O_DIRECT", 0))  # Linux allows it
-            os.lseek(self.fd, self.on_disk, os.SEEK_SET)
-            if self.staged:
-                assert self.stage is not None
-                with memoryview(self.stage) as view:
-                    write_all(self.fd, view[: self.staged])
-            self.on_disk += self.staged
-            self.staged = 0
-            return self.on_disk
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Give the stages back (after the write in flight, whatever its outcome)."""
-        try:
-            self.wait()
-        except OSError:
-            pass
-        finally:
-            for buf in (self.stage, self.spare):
-                if buf is not None:
-                    _STAGES.put(buf)
-            self.stage = self.spare = None
-
-
 class PackFile:
-    """One pack being written in tmp/: chunks appended, then finished (durable) or aborted.
+    """One pack being written in tmp/: chunks appended, then finished (durable) or aborted."""
 
-    With `direct`, the pack's bytes bypass the page cache (O_DIRECT): they are copied into
-    aligned staging buffers and written from them in DIRECT_STAGE blocks by a thread of
-    their own; the last partial block is written through the page cache. Measured
-    (docs/benchmarks.md, branch addio): writing 512 MiB this way took 0.02-0.04 CPU-s against
-    0.24-1.15 through the page cache (copy, dirty accounting and writeback). The pack is then
-    not in the page cache: a reader soon after reads it from disk. Where O_DIRECT is refused
-    (tmpfs, some FUSE file systems) the pack is written through the page cache. Durability
-    is the same either way: nothing is visible before `sync()`'s fsync.
-    """
-
-    def __init__(self, tmp_dir: Path, direct: bool = False) -> None:
+    def __init__(self, tmp_dir: Path) -> None:
         self.tmp = tmp_dir / temp_name("pack.")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        o_direct = getattr(os, "O_DIRECT", 0) if direct else 0
-        try:
-            self._fd = os.open(self.tmp, flags | o_direct, 0o444)
-        except OSError as exc:
-            if not o_direct or exc.errno != errno.EINVAL:
-                raise
-            unlink_quietly(self.tmp)  # refused at open (tmpfs): write through the page cache
-            o_direct = 0
-            self._fd = os.open(self.tmp, flags, 0o444)
+        self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         self.entries: list[Entry] = []
         self.size = 0
         self._flushed = 0
         self._table = b""
         self._tmp_dir = tmp_dir
         self._renamed = False
-        self._direct: _DirectWrites | None = _DirectWrites(self._fd) if o_direct else None
         self._write(PACK_HEADER)
 
-    @property
-    def direct(self) -> bool:
-        """Whether the pack's bytes are still being written with O_DIRECT."""
-        return self._direct is not None
-
     def _write(self, *parts: bytes | memoryview) -> None:
-        if self._direct is not None:
-            for i, part in enumerate(parts):
-                self.size += len(part)
-                left = self._direct.write(memoryview(part).cast("B"))
-                if left:  # direct writes refused: the rest through the page cache
-                    self._end_direct()
-                    write_all(self._fd, left, *parts[i + 1 :])
-                    self.size += sum(len(p) for p in parts[i + 1 :])
-                    return
-            return
         write_all(self._fd, *parts)
         self.size += sum(len(p) for p in parts)
         if self.size - self._flushed >= _WRITEBACK_EVERY:
             start_writeback(self._fd, self._flushed, self.size - self._flushed)
             self._flushed = self.size
-
-    def _end_direct(self) -> None:
-        direct, self._direct = self._direct, None
-        if direct is not None:
-            self._flushed = direct.finish()
 
     def add(self, chunk: bytes, codec: int, flags: int, raw_len: int, payload: bytes | memoryview) -> int:
         """Append one chunk's container; return its length in the pack."""
@@ -328,7 +149,6 @@ class PackFile:
         table = encode_table(self.entries)
         self._table = table
         self._write(table, FOOTER.pack(self.size, len(self.entries), FOOTER_MAGIC))
-        self._end_direct()
         start_writeback(self._fd, self._flushed, self.size - self._flushed)
         self._flushed = self.size
 
@@ -356,9 +176,6 @@ class PackFile:
 
     def abort(self) -> None:
         """Close and delete a pack not yet renamed into packs/ (a renamed one is left to gc)."""
-        if self._direct is not None:
-            self._direct.close()
-            self._direct = None
         if self._fd >= 0:
             try:
                 os.close(self._fd)
