@@ -501,7 +501,7 @@ Encoded = tuple[bytes, int, int, int, "bytes | memoryview"]
 """A chunk ready for a pack: id bytes, codec, flags, raw length, payload."""
 
 
-class PackWriter(OrderedStage[tuple[Encoded, "Callable[[], None] | None"]]):
+class PackWriter(OrderedStage[tuple["Encoded | list[Encoded]", "Callable[[], None] | None"]]):
     """Appends encoded chunks to packs on a thread of its own; a pack is published when full.
 
     Workers hand over (chunk id bytes, codec, flags, raw length, payload) and go on
@@ -523,23 +523,28 @@ class PackWriter(OrderedStage[tuple[Encoded, "Callable[[], None] | None"]]):
         its payload, to be reused only when this thread is done with it."""
         super().put((item, release))
 
-    def handle(self, item: tuple[Encoded, Callable[[], None] | None]) -> None:
-        (chunk, codec, flags, raw_len, payload), release = item
+    def put_many(self, items: list[Encoded], release: Callable[[], None] | None = None) -> None:
+        """Queue several chunks, in order, as one hand-off; `release` once after all of them."""
+        super().put((items, release))
+
+    def handle(self, item: tuple[Encoded | list[Encoded], Callable[[], None] | None]) -> None:
+        encoded, release = item
         try:
-            if self._pack is None:
-                self._pack = PackFile(self._store.tmp_dir)
-            self._pack.add(chunk, codec, flags, raw_len, payload)
-            if self._pack.size >= self._store.pack_target:
-                self._seal()
-                if sum(p.size for p in self._sealed) >= PUBLISH_EVERY:
-                    self._publish()
+            for chunk, codec, flags, raw_len, payload in (encoded if isinstance(encoded, list) else (encoded,)):
+                if self._pack is None:
+                    self._pack = PackFile(self._store.tmp_dir)
+                self._pack.add(chunk, codec, flags, raw_len, payload)
+                if self._pack.size >= self._store.pack_target:
+                    self._seal()
+                    if sum(p.size for p in self._sealed) >= PUBLISH_EVERY:
+                        self._publish()
         except OSError as exc:
             raise GitModelError(f"cannot write to the store {self._store.root}: {exc.strerror or exc}") from None
         finally:
             if release is not None:
                 release()
 
-    def discard(self, item: tuple[Encoded, Callable[[], None] | None]) -> None:
+    def discard(self, item: tuple[Encoded | list[Encoded], Callable[[], None] | None]) -> None:
         if item[1] is not None:
             item[1]()
 
