@@ -81,6 +81,33 @@ def write_file_atomic(target: Path, data: bytes | bytearray | memoryview, tmp_di
     fsync_dir(target.parent)
 
 
+def write_files_atomic(files: list[tuple[Path, bytes]], tmp_dir: Path, mode: int = 0o644) -> None:
+    """write_file_atomic for several files with one fsync per directory, not per file: each
+    is written to a temporary and fsynced, then all are renamed, then each target directory is
+    fsynced once. A crash leaves each target absent/old or complete, as one at a time does.
+    (An add of 1 GiB publishes 17 packs: their index files cost 17 directory fsyncs.)"""
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for target, data in files:
+            tmp = tmp_dir / temp_name(".gitmodel-tmp.")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            temps.append((tmp, target))
+            try:
+                write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        while temps:
+            tmp, target = temps[0]
+            os.replace(tmp, target)
+            temps.pop(0)
+    finally:
+        for tmp, _ in temps:
+            unlink_quietly(tmp)
+    for directory in dict.fromkeys(target.parent for target, _ in files):
+        fsync_dir(directory)
+
+
 def write_all(fd: int, *parts: bytes | bytearray | memoryview) -> None:
     """Write every byte of `parts` in order (os.write may write less than asked)."""
     for part in parts:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 from gitmodel.errors import DamagedObjectError, GitModelError, MissingObjectError, UnsupportedVersionError
 from gitmodel.pipeline import OrderedStage
 from gitmodel.store import container
-from gitmodel.store.atomic import fsync_dir, write_file_atomic
+from gitmodel.store.atomic import fsync_dir, write_file_atomic, write_files_atomic
 from gitmodel.store.index import Location, PackIndex
 from gitmodel.store.loose import ChunkId, LooseStore, ManifestId, chunk_id_of, manifest_id_of, read_store_version
 from gitmodel.store.pack import Entry, PackFile
@@ -572,8 +572,9 @@ class PackWriter(OrderedStage[tuple["Encoded | list[Encoded]", "Callable[[], Non
             names = [pack.rename(self._store.packs_dir) for pack in sealed]
             if names:
                 fsync_dir(self._store.packs_dir)
-            for pack in sealed:
-                name = pack.write_index(self._store.index_dir)
+            # the index files, durable, with one fsync of index/ for all of them
+            write_files_atomic([pack.index_file(self._store.index_dir) for pack in sealed], self._store.tmp_dir, mode=0o444)
+            for pack, name in zip(sealed, names):
                 self._store.index.add_pack(name, pack.entries)
                 self.packs.append(name)
         except BaseException:

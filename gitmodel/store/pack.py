@@ -170,9 +170,13 @@ class PackFile:
     def write_index(self, index_dir: Path) -> str:
         """The pack's index file, durable; only after the pack is (an index never names a pack
         that is not whole). Returns the pack's name."""
-        name = pack_name(self._table)
-        write_file_atomic(index_dir / f"{name}.idx", INDEX_HEADER + self._table, self._tmp_dir, mode=0o444)
-        return name
+        path, data = self.index_file(index_dir)
+        write_file_atomic(path, data, self._tmp_dir, mode=0o444)
+        return pack_name(self._table)
+
+    def index_file(self, index_dir: Path) -> tuple[Path, bytes]:
+        """Where the pack's index file goes and what it holds (to write several at once)."""
+        return index_dir / f"{pack_name(self._table)}.idx", INDEX_HEADER + self._table
 
     def abort(self) -> None:
         """Close and delete a pack not yet renamed into packs/ (a renamed one is left to gc)."""
