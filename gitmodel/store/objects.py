@@ -18,7 +18,7 @@ from gitmodel.store import container
 from gitmodel.store.atomic import fsync_dir, write_file_atomic, write_files_atomic
 from gitmodel.store.index import Location, PackIndex
 from gitmodel.store.loose import ChunkId, LooseStore, ManifestId, chunk_id_of, manifest_id_of, read_store_version
-from gitmodel.store.pack import Entry, PackFile
+from gitmodel.store.pack import Entry, PackFile, sync_all
 
 _T = TypeVar("_T")
 
@@ -567,8 +567,7 @@ class PackWriter(OrderedStage[tuple["Encoded | list[Encoded]", "Callable[[], Non
         fsync of packs/, then their index files (docs/store-format.md, write ordering)."""
         sealed, self._sealed = self._sealed, []
         try:
-            for pack in sealed:
-                pack.sync()
+            sync_all(sealed)  # their fsyncs together: one journal commit, not one each
             names = [pack.rename(self._store.packs_dir) for pack in sealed]
             if names:
                 fsync_dir(self._store.packs_dir)

@@ -144,3 +144,34 @@ def test_a_failed_index_write_leaves_no_temporary(tmp_path: Path, monkeypatch: p
         atomic.write_files_atomic([(target / "a", b"a"), (target / "b", b"b"), (target / "c", b"c")], tmp_path)
     assert sorted(p.name for p in target.iterdir()) == ["a"]  # the first was renamed; b and c not
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary left
+
+
+def test_packs_published_together_are_fsynced_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fsyncs of the packs (and of their index files) are in flight together, so the file
+    system commits them in one go: an fsync here returns only when another is in flight too."""
+    import threading
+
+    store = ChunkStore(tmp_path / "store", pack_target=50_000)
+    chunks = _chunks(12)  # 4 packs: their 4 fsyncs, then their index files' 4, pair up
+    store.ensure()
+    real_fsync = os.fsync
+    together = threading.Barrier(2, timeout=10)
+    threads: set[int] = set()
+    published = threading.Event()
+
+    def paired(fd: int) -> None:
+        if not published.is_set() and not os.path.isdir(f"/proc/self/fd/{fd}"):
+            threads.add(threading.get_ident())
+            together.wait()  # BrokenBarrierError if this fsync is alone
+        real_fsync(fd)
+
+    writer = store.pack_writer()
+    for cid, data in chunks:
+        writer.put(_encoded(cid, data))
+    monkeypatch.setattr(os, "fsync", paired)
+    writer.finish()
+    published.set()
+    assert len(writer.packs) == 4 and len(threads) >= 2
+    reopened = ChunkStore(store.root)
+    for cid, data in chunks:
+        assert reopened.get_chunk(ChunkId(cid)) == data
