@@ -41,6 +41,22 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # type: ignore[operator]
 
 
+def fsync_all(fds: list[int]) -> None:
+    """fsync every fd, several at once: the file system commits its journal for them together
+    instead of once per file (an add of 1 GiB syncs 17 packs and 17 index files). Raises the
+    first failure after every fsync has returned."""
+    if len(fds) < 2:
+        for fd in fds:
+            os.fsync(fd)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, len(fds)), thread_name_prefix="gitmodel-fsync") as pool:
+        futures = [pool.submit(os.fsync, fd) for fd in fds]
+    for fut in futures:
+        fut.result()
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename or a new entry in directory `path` durable."""
     try:
@@ -79,6 +95,37 @@ def write_file_atomic(target: Path, data: bytes | bytearray | memoryview, tmp_di
         unlink_quietly(tmp)
         raise
     fsync_dir(target.parent)
+
+
+def write_files_atomic(files: list[tuple[Path, bytes]], tmp_dir: Path, mode: int = 0o644) -> None:
+    """write_file_atomic for several files with one fsync per directory, not per file: each
+    is written to a temporary and fsynced, then all are renamed, then each target directory is
+    fsynced once. A crash leaves each target absent/old or complete, as one at a time does.
+    (An add of 1 GiB publishes 17 packs: their index files cost 17 directory fsyncs.)"""
+    temps: list[tuple[Path, Path]] = []
+    fds: list[int] = []
+    try:
+        for target, data in files:
+            tmp = tmp_dir / temp_name(".gitmodel-tmp.")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            temps.append((tmp, target))
+            fds.append(fd)
+            write_all(fd, data)
+        fsync_all(fds)
+        for fd in fds:
+            os.close(fd)
+        fds = []
+        while temps:
+            tmp, target = temps[0]
+            os.replace(tmp, target)
+            temps.pop(0)
+    finally:
+        for fd in fds:
+            os.close(fd)
+        for tmp, _ in temps:
+            unlink_quietly(tmp)
+    for directory in dict.fromkeys(target.parent for target, _ in files):
+        fsync_dir(directory)
 
 
 def write_all(fd: int, *parts: bytes | bytearray | memoryview) -> None:

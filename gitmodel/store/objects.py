@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, TypeVar
 from gitmodel.errors import DamagedObjectError, GitModelError, MissingObjectError, UnsupportedVersionError
 from gitmodel.pipeline import OrderedStage
 from gitmodel.store import container
-from gitmodel.store.atomic import fsync_dir, write_file_atomic
+from gitmodel.store.atomic import fsync_dir, write_file_atomic, write_files_atomic
 from gitmodel.store.index import Location, PackIndex
 from gitmodel.store.loose import ChunkId, LooseStore, ManifestId, chunk_id_of, manifest_id_of, read_store_version
-from gitmodel.store.pack import Entry, PackFile
+from gitmodel.store.pack import Entry, PackFile, sync_all
 
 _T = TypeVar("_T")
 
@@ -501,7 +501,7 @@ Encoded = tuple[bytes, int, int, int, "bytes | memoryview"]
 """A chunk ready for a pack: id bytes, codec, flags, raw length, payload."""
 
 
-class PackWriter(OrderedStage[tuple[Encoded, "Callable[[], None] | None"]]):
+class PackWriter(OrderedStage[tuple["Encoded | list[Encoded]", "Callable[[], None] | None"]]):
     """Appends encoded chunks to packs on a thread of its own; a pack is published when full.
 
     Workers hand over (chunk id bytes, codec, flags, raw length, payload) and go on
@@ -523,23 +523,28 @@ class PackWriter(OrderedStage[tuple[Encoded, "Callable[[], None] | None"]]):
         its payload, to be reused only when this thread is done with it."""
         super().put((item, release))
 
-    def handle(self, item: tuple[Encoded, Callable[[], None] | None]) -> None:
-        (chunk, codec, flags, raw_len, payload), release = item
+    def put_many(self, items: list[Encoded], release: Callable[[], None] | None = None) -> None:
+        """Queue several chunks, in order, as one hand-off; `release` once after all of them."""
+        super().put((items, release))
+
+    def handle(self, item: tuple[Encoded | list[Encoded], Callable[[], None] | None]) -> None:
+        encoded, release = item
         try:
-            if self._pack is None:
-                self._pack = PackFile(self._store.tmp_dir)
-            self._pack.add(chunk, codec, flags, raw_len, payload)
-            if self._pack.size >= self._store.pack_target:
-                self._seal()
-                if sum(p.size for p in self._sealed) >= PUBLISH_EVERY:
-                    self._publish()
+            for chunk, codec, flags, raw_len, payload in (encoded if isinstance(encoded, list) else (encoded,)):
+                if self._pack is None:
+                    self._pack = PackFile(self._store.tmp_dir)
+                self._pack.add(chunk, codec, flags, raw_len, payload)
+                if self._pack.size >= self._store.pack_target:
+                    self._seal()
+                    if sum(p.size for p in self._sealed) >= PUBLISH_EVERY:
+                        self._publish()
         except OSError as exc:
             raise GitModelError(f"cannot write to the store {self._store.root}: {exc.strerror or exc}") from None
         finally:
             if release is not None:
                 release()
 
-    def discard(self, item: tuple[Encoded, Callable[[], None] | None]) -> None:
+    def discard(self, item: tuple[Encoded | list[Encoded], Callable[[], None] | None]) -> None:
         if item[1] is not None:
             item[1]()
 
@@ -562,13 +567,13 @@ class PackWriter(OrderedStage[tuple[Encoded, "Callable[[], None] | None"]]):
         fsync of packs/, then their index files (docs/store-format.md, write ordering)."""
         sealed, self._sealed = self._sealed, []
         try:
-            for pack in sealed:
-                pack.sync()
+            sync_all(sealed)  # their fsyncs together: one journal commit, not one each
             names = [pack.rename(self._store.packs_dir) for pack in sealed]
             if names:
                 fsync_dir(self._store.packs_dir)
-            for pack in sealed:
-                name = pack.write_index(self._store.index_dir)
+            # the index files, durable, with one fsync of index/ for all of them
+            write_files_atomic([pack.index_file(self._store.index_dir) for pack in sealed], self._store.tmp_dir, mode=0o444)
+            for pack, name in zip(sealed, names):
                 self._store.index.add_pack(name, pack.entries)
                 self.packs.append(name)
         except BaseException:

@@ -11,7 +11,7 @@ import blake3
 
 from gitmodel.errors import DamagedObjectError, UnsupportedVersionError
 from gitmodel.store import container
-from gitmodel.store.atomic import fsync_dir, start_writeback, temp_name, unlink_quietly, write_all, write_file_atomic
+from gitmodel.store.atomic import fsync_all, fsync_dir, start_writeback, temp_name, unlink_quietly, write_all, write_file_atomic
 
 PACK_MAGIC = b"GMPK"
 PACK_VERSION = 1
@@ -89,6 +89,15 @@ def check_index(data: bytes, name: str, where: str) -> None:
         raise DamagedObjectError(where, f"a table of {ENTRY_SIZE}-byte entries", f"{len(table)} bytes")
 
 
+def sync_all(packs: list[PackFile]) -> None:
+    """Make sealed packs durable (their fsyncs, together) and close them."""
+    try:
+        fsync_all([p._fd for p in packs])
+    finally:
+        for p in packs:
+            p.close()
+
+
 def read_trailer(fd: int, size: int, where: str) -> bytes:
     """The table a pack carries at its end (its index, kept so a lost index can be rebuilt)."""
     if size < len(PACK_HEADER) + FOOTER.size:
@@ -154,9 +163,10 @@ class PackFile:
 
     def sync(self) -> None:
         """Make the sealed pack durable (its fsync) and close it."""
-        try:
-            os.fsync(self._fd)
-        finally:
+        sync_all([self])
+
+    def close(self) -> None:
+        if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
 
@@ -170,9 +180,13 @@ class PackFile:
     def write_index(self, index_dir: Path) -> str:
         """The pack's index file, durable; only after the pack is (an index never names a pack
         that is not whole). Returns the pack's name."""
-        name = pack_name(self._table)
-        write_file_atomic(index_dir / f"{name}.idx", INDEX_HEADER + self._table, self._tmp_dir, mode=0o444)
-        return name
+        path, data = self.index_file(index_dir)
+        write_file_atomic(path, data, self._tmp_dir, mode=0o444)
+        return pack_name(self._table)
+
+    def index_file(self, index_dir: Path) -> tuple[Path, bytes]:
+        """Where the pack's index file goes and what it holds (to write several at once)."""
+        return index_dir / f"{pack_name(self._table)}.idx", INDEX_HEADER + self._table
 
     def abort(self) -> None:
         """Close and delete a pack not yet renamed into packs/ (a renamed one is left to gc)."""

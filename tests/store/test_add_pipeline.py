@@ -310,3 +310,44 @@ def test_the_planner_reads_runs_of_small_tensors_once_and_cuts_as_before(
     if run_start >= 0:
         bound += run_len if run_len >= 256 else min(1 << 20, len(data) - run_start)
     assert read[0] - header_read <= bound
+
+
+def test_consecutive_chunks_are_read_and_handed_on_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks under PIECE_SIZE travel together: one pread, one future, one hash and one pack
+    hand-off per batch of up to PIECE_SIZE bytes, not per chunk; every byte stored and hashed."""
+    # tensors of 80-120 KB (a chunk each) and runs of small ones (grouped into chunks), ~5 MB
+    path = _model(tmp_path / "m.safetensors", 7, [40_000, 3_000, 5_000, 60_000, 7_000, 45_000, 11, 50_000] * 8)
+    reads: list[int] = []
+    real_read = ingest.read_into
+
+    def counting(fd: int, buf: bytearray, offset: int, length: int, p: Path) -> memoryview:
+        reads.append(length)
+        return real_read(fd, buf, offset, length, p)
+
+    monkeypatch.setattr(ingest, "read_into", counting)
+    handoffs: list[int] = []
+    real_put_many = objects.PackWriter.put_many
+
+    def counting_put(self: objects.PackWriter, items: list[Any], release: Any = None) -> None:
+        handoffs.append(len(items))
+        real_put_many(self, items, release)
+
+    monkeypatch.setattr(objects.PackWriter, "put_many", counting_put)
+    store = ChunkStore(tmp_path / "store", zstd_level=0)
+    result = ingest.ingest_file(store, path)
+    _check(store, path, result)
+    chunks = Manifest.decode(store.get_manifest(result.manifest_id), result.manifest_id).chunks
+    assert sum(reads) == path.stat().st_size  # every byte read once
+    assert len(reads) < len(chunks) / 2  # batched: far fewer reads than chunks
+    assert len(handoffs) < len(chunks) / 2 and max(handoffs) > 1
+
+
+def test_batches_group_contiguous_chunks_up_to_the_limit() -> None:
+    plan = [(0, 10), (10, 30), (40, 60), (100, 150), (250, 5), (255, 1), (300, 7)]
+    assert list(ingest._batches(plan, 100)) == [
+        (0, [10, 30, 60]),  # 100 bytes: full
+        (100, [150]),  # longer than the limit: alone
+        (250, [5, 1]),
+        (300, [7]),  # not contiguous with the one before (a gap): a batch of its own
+    ]
+    assert list(ingest._batches([], 100)) == []

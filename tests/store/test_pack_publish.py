@@ -89,3 +89,89 @@ def test_a_pack_file_finished_in_one_call_is_whole(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "packs").iterdir()] == [f"{name}.pack"]
     assert [p.name for p in (tmp_path / "index").iterdir()] == [f"{name}.idx"]
     assert list((tmp_path / "tmp").iterdir()) == [] and len(entries) == 1
+
+
+def test_packs_published_together_sync_the_index_directory_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their index files are each fsynced, renamed, then index/ fsynced once for all of them
+    (an add of 1 GiB publishes 17 packs: one directory fsync each before)."""
+    from gitmodel.store import atomic
+
+    store = ChunkStore(tmp_path / "store", pack_target=50_000)  # about 3 chunks a pack
+    chunks = _chunks(10)
+    store.ensure()
+    synced: list[Path] = []
+    real = atomic.fsync_dir
+
+    def recording(path: Path) -> None:
+        synced.append(Path(path))
+        real(path)
+
+    monkeypatch.setattr(atomic, "fsync_dir", recording)
+    monkeypatch.setattr(objects, "fsync_dir", recording)
+    file_syncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (file_syncs.append(fd), real_fsync(fd))[1])
+    with store.pack_writer() as writer:
+        for cid, data in chunks:
+            writer.put(_encoded(cid, data))
+    packs = len(writer.packs)
+    assert packs >= 4
+    assert synced.count(store.index_dir) == 1 and synced.count(store.packs_dir) == 1
+    assert len(file_syncs) == 2 * packs + 2  # each pack and each index file once, and the two directories
+    assert sorted(p.stem for p in store.index_dir.glob("*.idx")) == sorted(writer.packs)
+    assert list(store.tmp_dir.iterdir()) == []
+    reopened = ChunkStore(store.root)
+    for cid, data in chunks:
+        assert reopened.get_chunk(ChunkId(cid)) == data
+
+
+def test_a_failed_index_write_leaves_no_temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gitmodel.store import atomic
+
+    target = tmp_path / "out"
+    target.mkdir()
+    real_replace = os.replace
+    calls = [0]
+
+    def failing(src: object, dst: object) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError):
+        atomic.write_files_atomic([(target / "a", b"a"), (target / "b", b"b"), (target / "c", b"c")], tmp_path)
+    assert sorted(p.name for p in target.iterdir()) == ["a"]  # the first was renamed; b and c not
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary left
+
+
+def test_packs_published_together_are_fsynced_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fsyncs of the packs (and of their index files) are in flight together, so the file
+    system commits them in one go: an fsync here returns only when another is in flight too."""
+    import threading
+
+    store = ChunkStore(tmp_path / "store", pack_target=50_000)
+    chunks = _chunks(12)  # 4 packs: their 4 fsyncs, then their index files' 4, pair up
+    store.ensure()
+    real_fsync = os.fsync
+    together = threading.Barrier(2, timeout=10)
+    threads: set[int] = set()
+    published = threading.Event()
+
+    def paired(fd: int) -> None:
+        if not published.is_set() and not os.path.isdir(f"/proc/self/fd/{fd}"):
+            threads.add(threading.get_ident())
+            together.wait()  # BrokenBarrierError if this fsync is alone
+        real_fsync(fd)
+
+    writer = store.pack_writer()
+    for cid, data in chunks:
+        writer.put(_encoded(cid, data))
+    monkeypatch.setattr(os, "fsync", paired)
+    writer.finish()
+    published.set()
+    assert len(writer.packs) == 4 and len(threads) >= 2
+    reopened = ChunkStore(store.root)
+    for cid, data in chunks:
+        assert reopened.get_chunk(ChunkId(cid)) == data
