@@ -115,10 +115,19 @@ def merge_into(
             body[:, k] = np.frombuffer(plane, dtype=np.uint8)
     else:  # whole values by index: ~8x faster than numpy's boolean row assignment
         values[...] = 0  # `out` may hold another chunk's bytes (a reused buffer)
-        packed = np.empty((len(planes[0]), w), dtype=np.uint8)
-        for k, plane in enumerate(planes):
-            packed[:, k] = np.frombuffer(plane, dtype=np.uint8)
-        values[np.flatnonzero(kept)] = packed.reshape(-1).view(_uint(w))
+        count = len(planes[0])
+        if w == 2:
+            # the kept values made as the dense case makes them, in two whole-array passes,
+            # in this thread's scratch: a sixth less CPU than strided byte copies
+            packed = _scratch(count * w, "packed").view(values.dtype)
+            np.left_shift(np.frombuffer(planes[1], dtype=np.uint8), 8, out=packed, dtype=values.dtype)
+            np.bitwise_or(packed, np.frombuffer(planes[0], dtype=np.uint8), out=packed)
+        else:
+            body = np.empty((count, w), dtype=np.uint8)
+            for k, plane in enumerate(planes):
+                body[:, k] = np.frombuffer(plane, dtype=np.uint8)
+            packed = body.reshape(-1).view(values.dtype)
+        values[np.flatnonzero(kept)] = packed
     if layout.transform & TRANSFORM_ROTATE:
         # the shifted copy goes to this thread's scratch: a fresh array per chunk costs page
         # faults that made the rotation 3-4x slower than the arithmetic (docs/codecs.md)
