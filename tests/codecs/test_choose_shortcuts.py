@@ -103,7 +103,7 @@ def test_known_float_chunk_encodes_planes_once_and_zstd_on_a_probe(monkeypatch: 
     assert bytes(codecs.decode(got.codec, got.payload, len(data), cid(data))) == data
 
 
-@pytest.mark.parametrize("kind", ["weights", "repeated rows", "zeros", "random", "short repeated"])
+@pytest.mark.parametrize("kind", ["weights", "repeated rows", "zeros", "random", "short repeated", "text"])
 def test_known_dtype_keeps_the_smaller_of_planes_and_zstd(kind: str) -> None:
     """Where zstd's probe beats the planes (repetitive values), zstd is encoded whole and the
     smaller of the two kept; on weights the planes; on noise raw. So the result is never
@@ -117,6 +117,9 @@ def test_known_dtype_keeps_the_smaller_of_planes_and_zstd(kind: str) -> None:
         data = bytes(600_000)
     elif kind == "random":
         data = rng.integers(0, 256, 600_000, dtype=np.uint8).tobytes()
+    elif kind == "text":  # bytes that are no floats: the planes save under a plane, zstd's probe wins
+        words = [bytes(rng.integers(97, 123, int(rng.integers(2, 9)), dtype=np.uint8)) for _ in range(300)]
+        data = b" ".join(words[i] for i in rng.integers(0, len(words), 120_000))
     else:  # under the probe: the probe is the whole chunk
         data = weights("BF16", 500, seed=7) * 20
     got = codecs.choose(data, "BF16")
@@ -126,8 +129,8 @@ def test_known_dtype_keeps_the_smaller_of_planes_and_zstd(kind: str) -> None:
         sizes.append(len(z))
     sizes.append(len(codecs.encode_with(codecs.CODEC_PLANES, data, codecs.layout_for("BF16")).payload))
     assert len(got.payload) == min(sizes)
-    if kind == "repeated rows":
-        assert got.codec == codecs.CODEC_ZSTD  # matches across rows: what planes' settings skip
+    if kind in ("repeated rows", "text"):
+        assert got.codec == codecs.CODEC_ZSTD  # matches across rows, words: what planes' settings skip
     if kind == "random":
         assert got.codec == codecs.CODEC_RAW
     assert bytes(codecs.decode(got.codec, got.payload, len(data), cid(data))) == data
