@@ -399,7 +399,8 @@ def file_row(path: Path) -> dict[str, Any]:
         name = codecs.codec_name(e.codec)
         chosen[name] = chosen.get(name, 0) + len(c)
     gib = total / (1 << 30)
-    return {"file": str(path), "bytes": total, "chunks": len(chunks), "median_chunk": sizes[len(sizes) // 2] if sizes else 0,
+    return {"file": str(path), "bytes": total, "chunks": len(chunks),
+            "median_chunk": sizes[len(sizes) // 2] if sizes else 0,
             "ratio": sum(len(e.payload) for e in encoded) / max(total, 1),
             "choose_cpu_s_per_gib": enc_cpu / gib, "decode_cpu_s_per_gib": dec_cpu / gib,
             "chosen": {k: v / max(total, 1) for k, v in sorted(chosen.items())}}
@@ -419,15 +420,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     REPEAT["runs"] = max(1, args.repeat)
     if args.file:
-        print(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; least CPU of {REPEAT['runs']} runs")
+        print(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+              f"least CPU of {REPEAT['runs']} runs")
         found = []
         for path in args.file:
             row = file_row(path)
             found.append(row)
             chosen = ", ".join(f"{k} {v:.1%}" for k, v in row["chosen"].items())
-            print(f"{path}: {row['chunks']} chunks (median {row['median_chunk'] >> 10} KiB), stored {row['ratio']:.4f} of raw; "
-                  f"choose {row['choose_cpu_s_per_gib']:.3f} CPU s/GiB, decode {row['decode_cpu_s_per_gib']:.3f} CPU s/GiB; "
-                  f"bytes chosen: {chosen}")
+            print(f"{path}: {row['chunks']} chunks (median {row['median_chunk'] >> 10} KiB), "
+                  f"stored {row['ratio']:.4f} of raw; choose {row['choose_cpu_s_per_gib']:.3f} CPU s/GiB, "
+                  f"decode {row['decode_cpu_s_per_gib']:.3f} CPU s/GiB; bytes chosen: {chosen}")
         if args.json:
             args.json.write_text(json.dumps({"files": found}, indent=1) + "\n")
         return 0

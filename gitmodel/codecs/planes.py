@@ -73,7 +73,8 @@ def split(data: bytes | memoryview, layout: PlaneLayout, scratch: bool = False) 
         np.right_shift(values, np.array(8 * k - rotate, dtype=values.dtype), out=planes[k], casting="unsafe")
     if rotate:
         np.left_shift(values, np.array(1, dtype=values.dtype), out=planes[0], casting="unsafe")
-        sign = np.right_shift(values, np.array(8 * w - 1, dtype=values.dtype), out=_scratch(n, "sign"), casting="unsafe")
+        top_bit = np.array(8 * w - 1, dtype=values.dtype)
+        sign = np.right_shift(values, top_bit, out=_scratch(n, "sign"), casting="unsafe")
         planes[0] |= sign
     return planes, bytes(data[n * w :])
 

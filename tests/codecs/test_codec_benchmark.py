@@ -40,7 +40,8 @@ def test_the_codec_benchmark_measures_a_checkpoint_file(tmp_path: Path) -> None:
     out = tmp_path / "file.json"
     path = tmp_path / "series" / "v0.safetensors"
     cp = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "codecs.py"), "--file", str(path), "--repeat", "1", "--json", str(out)],
+        [sys.executable, str(ROOT / "benchmarks" / "codecs.py"), "--file", str(path), "--repeat", "1",
+         "--json", str(out)],
         capture_output=True, text=True, cwd=tmp_path,
     )
     assert cp.returncode == 0, cp.stderr
