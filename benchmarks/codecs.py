@@ -1,6 +1,7 @@
 """Measure every chunk codec and its peers (blosc2, ZipNN) on generated weights and checkpoint deltas.
 
     python benchmarks/codecs.py [--mib 64] [--markdown] [--json FILE]
+    python benchmarks/codecs.py --file model.safetensors [--repeat 5]    # the chooser on a checkpoint's own chunks
 
 Prints one table: for each data set and method, the stored size as a fraction of raw, encode
 and decode speed in MB/s per core (raw bytes over CPU seconds of this one thread) and the CPU
@@ -337,6 +338,74 @@ def _two(r: Row) -> str:
     return f"{r.encode_2threads_mb_s:.0f}, {r.decode_2threads_mb_s:.0f}"
 
 
+def file_chunks(path: Path) -> list[tuple[memoryview, str | None]]:
+    """FILE's chunks as `git model add` cuts them, each with the dtype add gives the chooser
+    (its tensors' dtype where they share one, else None): a raw store's manifest, made in a
+    temporary directory. Chunk sizes decide what the chooser's sample costs, so generated
+    4 MiB chunks do not stand for a checkpoint's."""
+    import bisect
+    import shutil
+    import tempfile
+
+    from gitmodel.ingest import ingest_file
+    from gitmodel.manifest import Manifest
+    from gitmodel.store import ChunkStore
+    from gitmodel.store.objects import ManifestId
+
+    tmp = Path(tempfile.mkdtemp(prefix="codecs-file-"))
+    try:
+        store = ChunkStore(tmp / "store", zstd_level=0)
+        made = ingest_file(store, path)
+        manifest = Manifest.decode(store.get_manifest(ManifestId(made.manifest_id)), made.manifest_id)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    data = memoryview(path.read_bytes())
+    tensors = sorted((t.offset, t.offset + t.length, t.dtype) for t in manifest.tensors)
+    starts = [t[0] for t in tensors]
+    out: list[tuple[memoryview, str | None]] = []
+    pos = 0
+    for _, n in manifest.chunks:
+        first = max(bisect.bisect_right(starts, pos) - 1, 0)
+        last = bisect.bisect_left(starts, pos + n)
+        dtypes = {t[2] for t in tensors[first:last] if t[0] < pos + n and t[1] > pos}
+        out.append((data[pos : pos + n], dtypes.pop() if len(dtypes) == 1 else None))
+        pos += n
+    return out
+
+
+def file_row(path: Path) -> dict[str, Any]:
+    """The chooser and the decoder on FILE's own chunks, one thread: CPU s per GiB (least of
+    --repeat runs), bytes stored over raw, the chunk count and sizes, the codecs chosen."""
+    from gitmodel.codecs.registry import DecodeContext
+
+    chunks = file_chunks(path)
+    total = sum(len(c) for c, _ in chunks)
+    encoded, enc_cpu = timed(lambda: [codecs.choose(c, d) for c, d in chunks])
+    room = memoryview(bytearray(max((len(c) for c, _ in chunks), default=0)))
+    ctx = DecodeContext(str(path), None)
+
+    def decode_all() -> None:
+        for (c, _), e in zip(chunks, encoded):
+            codecs.decode_into(e.codec, e.payload, room[: len(c)], ctx)
+
+    _, dec_cpu = timed(decode_all)
+    for (c, _), e in zip(chunks, encoded):  # the round trip, checked outside the timing
+        codecs.decode_into(e.codec, e.payload, room[: len(c)], ctx)
+        if room[: len(c)] != c:
+            raise SystemExit(f"{path}: a chunk did not round-trip")
+    sizes = sorted(len(c) for c, _ in chunks)
+    chosen: dict[str, int] = {}
+    for (c, _), e in zip(chunks, encoded):
+        name = codecs.codec_name(e.codec)
+        chosen[name] = chosen.get(name, 0) + len(c)
+    gib = total / (1 << 30)
+    return {"file": str(path), "bytes": total, "chunks": len(chunks),
+            "median_chunk": sizes[len(sizes) // 2] if sizes else 0,
+            "ratio": sum(len(e.payload) for e in encoded) / max(total, 1),
+            "choose_cpu_s_per_gib": enc_cpu / gib, "decode_cpu_s_per_gib": dec_cpu / gib,
+            "chosen": {k: v / max(total, 1) for k, v in sorted(chosen.items())}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=64, help="raw size of each data set (default 64)")
@@ -345,8 +414,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     parser.add_argument("--no-peers", action="store_true", help="run only git-model's codecs")
+    parser.add_argument("--file", type=Path, action="append", default=[],
+                        help="instead, the chooser and decoder on this checkpoint's own chunks, as add cuts them "
+                             "(CPU s per GiB, one thread; repeatable)")
     args = parser.parse_args(argv)
     REPEAT["runs"] = max(1, args.repeat)
+    if args.file:
+        print(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+              f"least CPU of {REPEAT['runs']} runs")
+        found = []
+        for path in args.file:
+            row = file_row(path)
+            found.append(row)
+            chosen = ", ".join(f"{k} {v:.1%}" for k, v in row["chosen"].items())
+            print(f"{path}: {row['chunks']} chunks (median {row['median_chunk'] >> 10} KiB), "
+                  f"stored {row['ratio']:.4f} of raw; choose {row['choose_cpu_s_per_gib']:.3f} CPU s/GiB, "
+                  f"decode {row['decode_cpu_s_per_gib']:.3f} CPU s/GiB; bytes chosen: {chosen}")
+        if args.json:
+            args.json.write_text(json.dumps({"files": found}, indent=1) + "\n")
+        return 0
     notes: list[str] = []
     rows: list[Row] = []
     header = (f"{platform.system()} {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}; "

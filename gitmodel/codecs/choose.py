@@ -15,6 +15,12 @@ from gitmodel.codecs.registry import CODEC_PLANES, CODEC_RAW, CODEC_XOR_DELTA, C
 # sample is cheaper: a third of a bf16 checkpoint's bytes are in 256-512 KiB chunks, once
 # encoded every way in full). A multiple of 8 keeps values whole in the sample.
 SAMPLE = 128 << 10
+# With a known dtype and no delta to weigh, planes win on float data: they encode the whole
+# chunk at once, and plain zstd is tried on its first ZSTD_PROBE bytes only, in full only where
+# it may win (repetitive data, see _planes_or_zstd). Sampling both ways first cost a quarter
+# of the chooser's CPU on a bf16 checkpoint (most chunks are 256 KiB-2 MiB, so a 128 KiB sample
+# of each way is 13-50% of a chunk; docs/benchmarks.md, branch codecs).
+ZSTD_PROBE = 16 << 10
 # Plain zstd is kept only when it saves a quarter: on float data it saves ~20% and decodes at
 # ~0.6 GB/s per core, slower than the disk a checkout writes to (docs/store-format.md, v1).
 _ZSTD_MIN_SAVING_SHIFT = 2
@@ -198,6 +204,12 @@ def choose(
         sample_base = Base(base.chunk_id, memoryview(base.data)[:SAMPLE], base.depth)
     if sample_base is not None and known is not None and any(w.delta for w in ways):
         ways = _likely_ways(ways, sample, sample_base, known)
+    if known is not None and not any(w.delta for w in ways):
+        return _planes_or_zstd(data, known, level)
+    if len(ways) == 1 and ways[0].layout is not None and not whole:
+        # one way of planes left (a sparse delta): a sample would decide nothing, and each
+        # plane is judged on its own sample as it is encoded (incompressible ones stay raw)
+        return _or_raw(_encode_way(ways[0], data, base, level), data)
     best: Encoding | None = None
     best_way: _Way | None = None
     best_score = 0
@@ -219,3 +231,37 @@ def choose(
         if best is None or len(best.payload) >= n:
             return Encoding(CODEC_RAW, data)
     return best
+
+
+def _or_raw(got: Encoding | None, data: bytes | memoryview) -> Encoding:
+    """`got`, unless it is missing or no smaller than the raw chunk."""
+    if got is None or len(got.payload) >= len(data):
+        return Encoding(CODEC_RAW, data)
+    return got
+
+
+def _planes_or_zstd(data: bytes | memoryview, layout: PlaneLayout, level: int) -> Encoding:
+    """The smaller of planes in `layout` and plain zstd (raw if neither is smaller), with the
+    planes encoded whole at once and zstd encoded only where it may win.
+
+    Zstd may win where the bytes repeat, which float values alone do not: there the planes
+    store the chunk in less than all but one plane (their Huffman coding of an exponent plane
+    cannot save that much), or zstd's probe on the first ZSTD_PROBE bytes stores them in less
+    than the planes' share of the whole chunk, plus a sixteenth (a probe compresses worse
+    than a whole chunk does).
+    """
+    n = len(data)
+    best = _encode_way(_Way(layout, False), data, None, level)
+    assert best is not None  # planes always encode
+    packed = len(best.payload)
+    probe = data if n <= ZSTD_PROBE else memoryview(data)[:ZSTD_PROBE]
+    z = zstd_compress(probe, level)
+    repeats = packed < n - n // layout.width
+    if repeats or len(z) * n < (packed + (packed >> 4)) * len(probe):
+        if len(probe) < n:
+            got = _encode_way(_Way(None, False), data, None, level)
+        else:  # the probe was the whole chunk; zstd's own rule applies as _encode_way's does
+            got = None if len(z) > n - (n >> _ZSTD_MIN_SAVING_SHIFT) else Encoding(CODEC_ZSTD, z)
+        if got is not None and len(got.payload) < packed:
+            best = got
+    return _or_raw(best, data)
