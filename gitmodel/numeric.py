@@ -30,6 +30,8 @@ BLOCK = 1 << 20
 PIECE = 16 << 20
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
 _ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}
+# the bits of a value of each width, compared as integers
+_BITS = {8: "<u8", 4: "<u4", 2: "<u2"}
 # Chunks a reader keeps for its peer: a block of BLOCK bytes spans at most this many chunks
 # of a tensor cut into 4 MiB pieces, or a few of its group's smaller ones.
 _RECENT = 4
@@ -149,16 +151,15 @@ class _Sums:
 
 
 class _Scratch:
-    """One thread's buffers for a step of `count` values, reused from step to step."""
+    """One thread's buffers for a step of `count` values, reused from step to step: the difference
+    and then, in place, its squares and the old values' squares (one buffer, so that a step's
+    inputs and work stay in a core's L2 cache); bf16 and fp16 values widened to float32."""
 
     def __init__(self, count: int, dtype: str) -> None:
         import numpy as np
 
-        work = np.float64 if dtype == "F64" else np.float32
-        self.diff = np.empty(count, dtype=work)
-        self.square = np.empty(count, dtype=work)
+        self.work = np.empty(count, dtype=np.float64 if dtype == "F64" else np.float32)
         self.unequal = np.empty(count, dtype=np.bool_)
-        # bf16 and fp16 values widened to float32 (exactly), old and new
         widened = count if dtype in ("F16", "BF16") else 0
         self.old = np.empty(widened, dtype=np.float32)
         self.new = np.empty(widened, dtype=np.float32)
@@ -174,11 +175,20 @@ def _values(buf: memoryview, dtype: str, out: np.ndarray) -> np.ndarray:
     if dtype == "F64":
         return np.frombuffer(buf, "<f8")
     out = out[: len(buf) // 2]
-    if dtype == "BF16":  # bfloat16 is the high half of a float32
-        np.left_shift(np.frombuffer(buf, "<u2"), 16, out=out.view(np.uint32), dtype=np.uint32)
+    if dtype == "BF16":  # bfloat16 is the high half of a float32: a widening copy, then a shift in place
+        bits = out.view(np.uint32)
+        np.copyto(bits, np.frombuffer(buf, "<u2"))
+        bits <<= 16
         return out
     np.copyto(out, np.frombuffer(buf, "<f2"))
     return out
+
+
+def _sum_squares(values: np.ndarray, work: np.ndarray) -> float:
+    """The sum of the squares of `values`, numpy's pairwise sum in their own type (work: scratch)."""
+    import numpy as np
+
+    return float(np.multiply(values, values, out=work).sum())
 
 
 def _block(a: memoryview, b: memoryview, dtype: str, scratch: _Scratch, sums: _Sums) -> None:
@@ -188,52 +198,56 @@ def _block(a: memoryview, b: memoryview, dtype: str, scratch: _Scratch, sums: _S
     F64), summed by numpy's pairwise summation per block, blocks summed in float64. Where
     float32 could be wrong (an overflow to inf, a NaN, a sum small enough to have lost values
     to underflow) that quantity is taken again in float64 for the block. The maximum is made
-    exact: rounding to float32 keeps order, so the values whose float32 |difference| is the
-    block's maximum hold the largest float64 one, and only they are taken again in float64.
-    The bits are compared as integers, so that -0.0 -> 0.0 counts as changed and a NaN that
-    stayed the same NaN does not.
+    exact: rounding (to float32, and squaring) keeps order, so the values whose squared
+    difference is the block's largest hold the largest float64 |difference|, and only they are
+    taken again in float64. The bits are compared as integers, so that -0.0 -> 0.0 counts as
+    changed and a NaN that stayed the same NaN does not. A block whose bits did not change and
+    whose old values are finite adds no difference: only its squares of old values are taken.
     """
     import numpy as np
 
     width = _ITEMSIZE[dtype]
-    bits = {8: "<u8", 4: "<u4", 2: "<u2"}[width]
     count = len(a) // width
-    sums.changed += int(np.count_nonzero(np.not_equal(np.frombuffer(a, bits), np.frombuffer(b, bits),
-                                                      out=scratch.unequal[:count])))
-    fa, fb = _values(a, dtype, scratch.old), _values(b, dtype, scratch.new)
-    d = np.subtract(fb, fa, out=scratch.diff[:count])
-    top, bottom = float(d.max()), float(d.min())  # NaN when any is: numpy's max propagates it
-    square = scratch.square[:count]
-    diff_sq = float(np.multiply(d, d, out=square).sum())
-    old_sq = float(np.multiply(fa, fa, out=square).sum())
-    if dtype == "F64":
-        block_max = math.nan if math.isnan(top) or math.isnan(bottom) else max(top, -bottom)
-        sums.add(_Sums(block_max, diff_sq, old_sq))
-        return
+    bits = _BITS[width]
+    changed = int(np.count_nonzero(np.not_equal(np.frombuffer(a, bits), np.frombuffer(b, bits),
+                                                out=scratch.unequal[:count])))
+    work = scratch.work[:count]
+    fa = _values(a, dtype, scratch.old)
+    wide = dtype != "F64"  # float32 arithmetic, checked and taken again in float64 where it could be wrong
     tiny = count * _TINY
-    a64 = b64 = None
-    if not (math.isfinite(diff_sq) and diff_sq >= tiny or diff_sq == 0 and top == bottom == 0):
-        a64, b64 = fa.astype(np.float64), fb.astype(np.float64)
-        d64 = b64 - a64
-        diff_sq = float(np.multiply(d64, d64, out=d64).sum())
-    if not (math.isfinite(old_sq) and old_sq >= tiny):
-        a64 = fa.astype(np.float64) if a64 is None else a64
-        old_sq = float(np.multiply(a64, a64).sum())
-    if not (math.isfinite(top) and math.isfinite(bottom)):
-        # an inf or NaN, or a difference past float32's range: numpy's own figure, in float64
-        a64 = fa.astype(np.float64) if a64 is None else a64
-        b64 = fb.astype(np.float64) if b64 is None else b64
-        sums.add(_Sums(float(np.max(np.abs(b64 - a64))), diff_sq, old_sq))
+    old_sq = _sum_squares(fa, work)
+    if wide and not (math.isfinite(old_sq) and old_sq >= tiny):
+        a64 = fa.astype(np.float64)
+        old_sq = _sum_squares(a64, a64)
+    if changed == 0 and math.isfinite(old_sq):
+        # the same values, all finite (a NaN or an inf among them makes the sum of squares NaN
+        # or inf, and the float64 sum of float32 squares does not overflow): every difference is 0
+        sums.add(_Sums(0.0, 0.0, old_sq))
         return
-    top32 = max(top, -bottom)
-    # rounding is monotonic: a block whose float32 maximum is below the float32 rounding of the
-    # exact maximum so far holds no larger difference
-    if math.isnan(sums.max_abs) or top32 < float(np.float32(sums.max_abs)):
-        sums.add(_Sums(0.0, diff_sq, old_sq))  # this block cannot hold a larger difference
+    fb = _values(b, dtype, scratch.new)
+    d = np.subtract(fb, fa, out=work)
+    square = np.multiply(d, d, out=work)  # in place: `d` is not needed again
+    top = float(square.max())  # NaN when any is: numpy's max propagates it
+    diff_sq = float(square.sum())
+    if wide and not (math.isfinite(diff_sq) and diff_sq >= tiny):
+        # a NaN or inf, a difference or square past float32's range, or squares that may have
+        # lost values to underflow: numpy's own figures, in float64
+        d64 = fb.astype(np.float64)
+        d64 -= fa
+        sums.add(_Sums(float(np.max(np.abs(d64))), _sum_squares(d64, d64), old_sq, changed))
         return
-    at = np.flatnonzero(np.abs(d) == np.float32(top32))
+    if math.isnan(top) or math.isnan(sums.max_abs):  # F64 only: the maximum is NaN
+        sums.add(_Sums(math.nan, diff_sq, old_sq, changed))
+        return
+    # squaring a float rounds monotonically: a block whose largest square is below the square of
+    # the maximum so far (both rounded as here) holds no larger difference
+    known = np.float64(sums.max_abs) if dtype == "F64" else np.float32(sums.max_abs)
+    if top < float(known * known):
+        sums.add(_Sums(0.0, diff_sq, old_sq, changed))
+        return
+    at = np.flatnonzero(square == top)
     exact = np.max(np.abs(fb[at].astype(np.float64) - fa[at].astype(np.float64)))
-    sums.add(_Sums(float(exact), diff_sq, old_sq))
+    sums.add(_Sums(float(exact), diff_sq, old_sq, changed))
 
 
 def _compare(name: str, dtype: str, old: _Reader, new: _Reader, nbytes: int) -> _Sums:

@@ -87,7 +87,14 @@ def _cases(dtype: str, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, 
         "zero_old": (t(np.zeros(64)), t(rng.standard_normal(64))),
         # float32 rounds both differences to 1.0; float64 tells them apart, the larger one last
         "tie": (t([1.0, 1.0, 1.0, 0.5] * 40), t([-(2.0 ** -30), 0.0, -(2.0 ** -29), 0.5] * 40)),
+        # steps whose bits did not change (small steps) skip the differences, unless a NaN or an
+        # inf that stayed makes them NaN; one value changed, in the last step
+        "same_special": (t(np.r_[base[:20], np.nan, np.inf, -np.inf, base[23:100]]),
+                         t(np.r_[base[:20], np.nan, np.inf, -np.inf, base[23:99], base[99] * 2])),
+        "same_but_one": (t(base[:200]), t(np.r_[base[:150], base[150] + 1, base[151:200]])),
     }
+    if dtype == "F64":  # squared differences (and old values) under float64's range: all 0, as numpy's
+        cases["tiny"] = (t(rng.standard_normal(500) * 1e-170), t(rng.standard_normal(500) * 1e-170))
     if dtype == "F16":  # 1024 + 2**-19 and 1024 + 2**-20 round to 1024 in float32
         cases["tie"] = (t([1024.0, 1024.0, 3.0] * 40), t([-(2.0 ** -20), -(2.0 ** -19), 3.0] * 40))
     if dtype in ("F32", "BF16"):
