@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import math
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from gitmodel import pointer as ptr
 from gitmodel.diff import Diff
 from gitmodel.errors import GitModelError, MissingObjectError
 from gitmodel.manifest import Manifest, TensorEntry
+from gitmodel.store.container import CODEC_XOR_DELTA
 from gitmodel.store.objects import ChunkStore, ChunkId, ManifestId
 
 if TYPE_CHECKING:
@@ -30,6 +32,12 @@ BLOCK = 1 << 20
 PIECE = 16 << 20
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
 _ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}
+# Chunk buffers a thread reuses, taken in turn: its readers' chunks of at least a step each are
+# read into them (the store's read_chunk_into) instead of into fresh buffers, zeroed and faulted
+# in under the GIL, chunk after chunk. A step spans at most two chunks of such a size, and the
+# reader of the new version is at most a step behind the old one's, so the buffer taken longest
+# ago is read by neither.
+_POOLED = 6
 # the bits of a value of each width, compared as integers
 _BITS = {8: "<u8", 4: "<u4", 2: "<u2"}
 # Chunks a reader keeps for its peer: a block of BLOCK bytes spans at most this many chunks
@@ -71,6 +79,7 @@ class _Chunks:
 
     def __init__(self, manifest: Manifest) -> None:
         self.ids = [cid for cid, _ in manifest.chunks]
+        self.sizes = [n for _, n in manifest.chunks]
         self.starts: list[int] = []
         pos = 0
         for _, n in manifest.chunks:
@@ -78,14 +87,46 @@ class _Chunks:
             pos += n
 
 
+class _Buffers:
+    """One thread's chunk buffers, reused in the order they were taken: no allocation, zeroing or
+    page faults per chunk. A buffer taken again leaves the `recent` chunks of the reader that held it."""
+
+    def __init__(self) -> None:
+        self.slots: list[bytearray] = []
+        self.owners: list[tuple[dict[str, bytes | bytearray], str] | None] = []
+        self.next = 0
+
+    def take(self, size: int, recent: dict[str, bytes | bytearray] | None, cid: str) -> bytearray:
+        """A buffer of `size` bytes (garbage), to hold chunk `cid`, kept in `recent` when that is given."""
+        if len(self.slots) < _POOLED:
+            self.slots.append(bytearray(size))
+            self.owners.append(None)
+            at = len(self.slots) - 1
+        else:
+            at = self.next
+            self.next = (at + 1) % _POOLED
+            held = self.owners[at]
+            if held is not None and held[0].get(held[1]) is self.slots[at]:
+                del held[0][held[1]]  # its bytes are about to change: no reader may take them as that chunk
+            if len(self.slots[at]) != size:
+                self.slots[at] = bytearray(size)
+        self.owners[at] = (recent, cid) if recent is not None else None
+        return self.slots[at]
+
+
 class _Reader:
     """Sequential reads of a byte range of a file rebuilt from its manifest's chunks, one chunk in
     memory (a few when it keeps them for the reader of the other version)."""
 
-    def __init__(self, store: ChunkStore, chunks: _Chunks, offset: int, length: int) -> None:
+    def __init__(self, store: ChunkStore, chunks: _Chunks, offset: int, length: int,
+                 buffers: _Buffers | None = None, step: int = 0) -> None:
         self.store = store
         self.ids = chunks.ids
+        self.sizes = chunks.sizes
         self.starts = chunks.starts
+        # chunks of at least a step go to `buffers` (see _POOLED), smaller ones to fresh memory
+        self.buffers = buffers
+        self.pooled_from = max(step, 1)
         self.pos = offset
         self.end = offset + length
         self.index = bisect.bisect_right(self.starts, offset) - 1
@@ -100,8 +141,19 @@ class _Reader:
     def _load(self) -> None:
         cid = self.ids[self.index]
         known = self.peer.recent if self.peer is not None else None
-        # an unchanged chunk of a changed tensor: the peer read (and verified) these very bytes
-        raw = known[cid] if known is not None and cid in known else self.store.read_chunk(ChunkId(cid), known)
+        raw: bytes | bytearray
+        if known is not None and cid in known:
+            raw = known[cid]  # an unchanged chunk of a changed tensor: the peer read (and verified) these very bytes
+        else:
+            size = self.sizes[self.index]
+            loc = self.store.locate(ChunkId(cid)) if self.buffers is not None and size >= self.pooled_from else None
+            # a delta is read by read_chunk, which takes its base from the peer's chunks (the old
+            # version's, usually) instead of reading and decoding it again
+            if self.buffers is not None and loc is not None and loc.codec != CODEC_XOR_DELTA and loc.raw_len == size:
+                raw = self.buffers.take(size, self.recent if self.keeps_recent else None, cid)
+                self.store.read_chunk_into(ChunkId(cid), memoryview(raw))
+            else:
+                raw = self.store.read_chunk(ChunkId(cid), known)
         if self.keeps_recent:
             self.recent[cid] = raw
         if len(self.recent) > _RECENT:
@@ -250,12 +302,17 @@ def _block(a: memoryview, b: memoryview, dtype: str, scratch: _Scratch, sums: _S
     sums.add(_Sums(float(exact), diff_sq, old_sq, changed))
 
 
+def _step(dtype: str) -> int:
+    """Bytes of each version compared per step: BLOCK // 4 values."""
+    return max(1, BLOCK // 4) * _ITEMSIZE[dtype]
+
+
 def _compare(name: str, dtype: str, old: _Reader, new: _Reader, nbytes: int) -> _Sums:
     """Add up `nbytes` of one tensor, read block by block through `old` and `new`."""
     import numpy as np
 
     width = _ITEMSIZE[dtype]
-    step = max(1, BLOCK // 4) * width
+    step = _step(dtype)
     scratch = _Scratch(step // width, dtype)
     sums = _Sums()
     done = 0
@@ -332,10 +389,17 @@ def numeric_diff(store: ChunkStore, old: ptr.Pointer, new: ptr.Pointer, names: I
             pieces.append((name, n.dtype, old_files[name].manifest, oe.offset + at,
                            new_files[name].manifest, ne.offset + at, min(size, ne.length - at)))
 
+    # each thread's chunk buffers, for as long as this diff runs
+    local = threading.local()
+
     def run(piece: tuple[str, str, str, int, str, int, int]) -> _Sums:
         name, dtype, old_manifest, old_at, new_manifest, new_at, length = piece
-        ro = _Reader(store, manifests[old_manifest][1], old_at, length)
-        rn = _Reader(store, manifests[new_manifest][1], new_at, length)
+        buffers = getattr(local, "buffers", None)
+        if buffers is None:
+            buffers = local.buffers = _Buffers()
+        step = _step(dtype)
+        ro = _Reader(store, manifests[old_manifest][1], old_at, length, buffers, step)
+        rn = _Reader(store, manifests[new_manifest][1], new_at, length, buffers, step)
         # old blocks are read first: a new chunk stored as a delta finds its base in memory
         ro.keeps_recent, rn.peer = True, ro
         try:

@@ -223,13 +223,18 @@ def test_unchanged_chunks_of_a_changed_tensor_are_read_once(committed_repo: Repo
     ws = api.Workspace(repo.path)
     d = diff(ws.git)
     reads: list[str] = []
-    real = ChunkStore.read_chunk
+    real, real_into = ChunkStore.read_chunk, ChunkStore.read_chunk_into
 
     def counted(self: ChunkStore, cid: Any, known: Any = None) -> Any:
         reads.append(cid)
         return real(self, cid, known)
 
+    def counted_into(self: ChunkStore, cid: Any, out: Any) -> None:
+        reads.append(cid)
+        real_into(self, cid, out)
+
     monkeypatch.setattr(ChunkStore, "read_chunk", counted)
+    monkeypatch.setattr(ChunkStore, "read_chunk_into", counted_into)
     expected = reference("F32", old["big"], new["big"])
     for piece in (16 << 20, (5 << 20) + 12):
         reads.clear()
