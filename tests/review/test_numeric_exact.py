@@ -314,3 +314,50 @@ def test_random_arrays_with_special_values_match_numpy() -> None:
             _assert_matches(got, dtype, a, b)
         except AssertionError as exc:
             raise AssertionError(f"case {case} of seed {run_seed} (GITMODEL_SEED={run_seed} replays it): {exc}") from None
+
+
+def test_a_reused_chunk_buffer_leaves_the_readers_recent_chunks() -> None:
+    """A thread's chunk buffers are taken in turn; the one taken again no longer stands for the
+    chunk it held, so the other version's reader cannot take its new bytes as that chunk."""
+    from gitmodel import numeric
+
+    pool = numeric._Buffers()
+    recent: dict[str, bytes | bytearray] = {}
+    first = pool.take(8, recent, "c0")
+    recent["c0"] = first
+    for k in range(1, numeric._POOLED):
+        recent[f"c{k}"] = pool.take(8, recent, f"c{k}")
+    assert "c0" in recent and len({id(b) for b in recent.values()}) == numeric._POOLED
+    again = pool.take(8, None, "other")
+    assert again is first and "c0" not in recent and "c1" in recent
+    assert len(pool.take(16, None, "larger")) == 16  # a chunk of another size gets a buffer of its size
+
+
+def test_shared_and_changed_chunks_in_turn_through_reused_buffers(committed_repo: Repo,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 24 MiB tensor (six 4 MiB chunks) whose chunks 0, 2 and 4 changed: the new version's reader
+    takes chunks 1, 3 and 5 from the old one's buffers while both readers' buffers are reused; the
+    figures are numpy's, in pieces of 16 MiB and in pieces that start inside chunks."""
+    from conftest import make_safetensors
+    from gitmodel import api, numeric
+    from gitmodel.diff import diff
+
+    repo = committed_repo
+    rng = np.random.default_rng(int(os.environ.get("GITMODEL_SEED", "9")))
+    old = {"big": rng.standard_normal(6 << 20, dtype=np.float32)}
+    make_safetensors(repo.path / "big.safetensors", old)
+    repo.gm("add", "-q", "big.safetensors")
+    repo.commit("v1")
+    new = {"big": old["big"].copy()}
+    for k in (0, 2, 4):
+        new["big"][k << 20:(k + 1) << 20] *= np.float32(1.001)
+    new["big"][(4 << 20) + 7] = 100.0  # the maximum, in a changed chunk after the buffers were reused
+    make_safetensors(repo.path / "big.safetensors", new)
+    repo.gm("add", "-q", "big.safetensors")
+    ws = api.Workspace(repo.path)
+    d = diff(ws.git)
+    for piece in (16 << 20, (3 << 20) + 4):
+        monkeypatch.setattr(numeric, "PIECE", piece)
+        (nd,) = numeric.numeric_of(ws.store, d).values()
+        (got,) = nd.tensors
+        _assert_matches(got, "F32", old["big"], new["big"])
