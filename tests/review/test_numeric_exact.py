@@ -93,8 +93,10 @@ def _cases(dtype: str, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, 
                          t(np.r_[base[:20], np.nan, np.inf, -np.inf, base[23:99], base[99] * 2])),
         "same_but_one": (t(base[:200]), t(np.r_[base[:150], base[150] + 1, base[151:200]])),
     }
-    if dtype == "F64":  # squared differences (and old values) under float64's range: all 0, as numpy's
+    if dtype == "F64":  # squared differences (and old values) under float64's range: all 0, as numpy's;
+        # and past it: inf (rel L2 inf / inf, NaN, as numpy's), the maximum among all the infinite squares
         cases["tiny"] = (t(rng.standard_normal(500) * 1e-170), t(rng.standard_normal(500) * 1e-170))
+        cases["huge"] = (t(rng.standard_normal(500) * 1e160), t(rng.standard_normal(500) * 1e160))
     if dtype == "F16":  # 1024 + 2**-19 and 1024 + 2**-20 round to 1024 in float32
         cases["tie"] = (t([1024.0, 1024.0, 3.0] * 40), t([-(2.0 ** -20), -(2.0 ** -19), 3.0] * 40))
     if dtype in ("F32", "BF16"):
