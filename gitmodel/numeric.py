@@ -206,8 +206,8 @@ class _Sums:
 
 class _Scratch:
     """One thread's buffers for a step of `count` values, reused from step to step: the difference
-    and then, in place, its squares and the old values' squares (one buffer, so that a step's
-    inputs and work stay in a core's L2 cache); bf16 and fp16 values widened to float32."""
+    and then, in place, its squares and the old values' squares (one buffer where there were
+    two: less memory to go through per step); bf16 and fp16 values widened to float32."""
 
     def __init__(self, count: int, dtype: str) -> None:
         import numpy as np
@@ -290,7 +290,8 @@ def _block(a: memoryview, b: memoryview, dtype: str, scratch: _Scratch, sums: _S
         d64 -= fa
         sums.add(_Sums(float(np.max(np.abs(d64))), _sum_squares(d64, d64), old_sq, changed))
         return
-    if math.isnan(top) or math.isnan(sums.max_abs):  # F64 only: the maximum is NaN
+    if math.isnan(top) or math.isnan(sums.max_abs):
+        # a NaN difference here (F64: a float32 one went to float64 above) or in an earlier block
         sums.add(_Sums(math.nan, diff_sq, old_sq, changed))
         return
     # squaring a float rounds monotonically: a block whose largest square is below the square of
