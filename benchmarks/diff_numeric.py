@@ -9,7 +9,12 @@ CPU seconds (user + sys) and peak RSS come from wait4 of the command. git-model'
 compiled to bytecode first, as `pip install` does (run.py does the same). Beside it: `cp` of the
 model file and `sync`, the peer the other benchmarks use.
 
-    python benchmarks/diff_numeric.py [--sizes 512,1024] [--dtype F32] [--repeat 3] [--dir DIR]
+    python benchmarks/diff_numeric.py [--sizes 512,1024] [--dtype F32] [--repeat 3] [--dir DIR] [--against DIR]
+
+With `--against DIR` (a directory holding another `gitmodel` package, e.g. made by `git -C
+../main archive HEAD gitmodel | tar -x -C DIR`), each repeat runs that code too (by PYTHONPATH),
+alternately with this one on the same store, and the two must print the same figures: an
+interleaved A/B, whose rows are added to the table.
 """
 
 from __future__ import annotations
@@ -104,11 +109,18 @@ def main() -> None:
     ap.add_argument("--dtype", default="F32", choices=("F32", "F16", "BF16"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dir", type=Path, default=None, help="work here (default: a temporary directory)")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="a directory holding another gitmodel package, timed alternately with this one")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="diff-numeric-", dir=args.dir))
     rows = []
     load = os.getloadavg()
     compiled = compile_bytecode(env_for(base / "home"))
+    sides: list[tuple[str, dict[str, str]]] = [("", {})]
+    if args.against is not None:
+        other = {"PYTHONPATH": str(args.against.resolve())}
+        compile_bytecode({**env_for(base / "home"), **other})
+        sides.append((f" ({args.against})", other))
     try:
         for size in (int(s) for s in args.sizes.split(",")):
             wd = base / f"repo-{size}"
@@ -125,13 +137,18 @@ def main() -> None:
             write_model(model, size, args.dtype, 1.001)
             subprocess.run(gm + ["add", "-q", "model.safetensors"], cwd=wd, env=env, check=True)
             subprocess.run(["git", "commit", "-q", "-m", "v2"], cwd=wd, env=env, check=True)
-            walls, cpus, rsss = [], [], []
+            runs: dict[str, tuple[list[float], list[float], list[int]]] = {label: ([], [], []) for label, _ in sides}
             for _ in range(args.repeat):
-                wall, cpu, rss, out = timed(gm + ["diff", "--numeric", "--json", "HEAD~1", "HEAD"], wd, env)
-                walls.append(wall)
-                cpus.append(cpu)
-                rsss.append(rss)
-            compared = len(json.loads(out)["models"][0]["numeric"]["tensors"])
+                figures = []
+                for label, extra in sides:  # alternately, on the same store
+                    wall, cpu, rss, out = timed(gm + ["diff", "--numeric", "--json", "HEAD~1", "HEAD"], wd, {**env, **extra})
+                    runs[label][0].append(wall)
+                    runs[label][1].append(cpu)
+                    runs[label][2].append(rss)
+                    figures.append(json.loads(out)["models"][0]["numeric"])
+                if any(f != figures[0] for f in figures):
+                    raise SystemExit(f"{args.against} and this code print different figures")
+            compared = len(figures[0]["tensors"])
             cp_walls, cp_cpus = [], []
             for _ in range(args.repeat):
                 target = wd / "copy.bin"
@@ -139,9 +156,10 @@ def main() -> None:
                 cp_walls.append(wall)
                 cp_cpus.append(cpu)
                 target.unlink()
-            w, c = sorted(walls)[len(walls) // 2], sorted(cpus)[len(cpus) // 2]
             cw, cc = sorted(cp_walls)[len(cp_walls) // 2], sorted(cp_cpus)[len(cp_cpus) // 2]
-            rows.append((size, args.dtype, compared, tensor_bytes, w, c, max(rsss), cw, cc))
+            for label, (walls, cpus, rsss) in runs.items():
+                w, c = sorted(walls)[len(walls) // 2], sorted(cpus)[len(cpus) // 2]
+                rows.append((size, args.dtype + label, compared, tensor_bytes, w, c, max(rsss), cw, cc))
             shutil.rmtree(wd)
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import math
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from gitmodel import pointer as ptr
 from gitmodel.diff import Diff
 from gitmodel.errors import GitModelError, MissingObjectError
 from gitmodel.manifest import Manifest, TensorEntry
+from gitmodel.store.container import CODEC_XOR_DELTA
 from gitmodel.store.objects import ChunkStore, ChunkId, ManifestId
 
 if TYPE_CHECKING:
@@ -30,6 +32,16 @@ BLOCK = 1 << 20
 PIECE = 16 << 20
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
 _ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}
+# Chunk buffers a thread reuses, taken in turn: its readers' chunks of at least a step each are
+# read into them (the store's read_chunk_into) instead of into fresh buffers, zeroed and faulted
+# in under the GIL, chunk after chunk. A step spans at most two chunks of such a size, and the
+# reader of the new version is at most a step behind the old one's: at a take, the buffers still
+# read are the taking reader's current chunk and the other reader's (its own last one, or the old
+# reader's current or previous one), all among the last three taken, so the one taken longest ago
+# is read by neither (tests/review/test_numeric_exact.py fails with one buffer or two).
+_POOLED = 4
+# the bits of a value of each width, compared as integers
+_BITS = {8: "<u8", 4: "<u4", 2: "<u2"}
 # Chunks a reader keeps for its peer: a block of BLOCK bytes spans at most this many chunks
 # of a tensor cut into 4 MiB pieces, or a few of its group's smaller ones.
 _RECENT = 4
@@ -69,6 +81,7 @@ class _Chunks:
 
     def __init__(self, manifest: Manifest) -> None:
         self.ids = [cid for cid, _ in manifest.chunks]
+        self.sizes = [n for _, n in manifest.chunks]
         self.starts: list[int] = []
         pos = 0
         for _, n in manifest.chunks:
@@ -76,14 +89,46 @@ class _Chunks:
             pos += n
 
 
+class _Buffers:
+    """One thread's chunk buffers, reused in the order they were taken: no allocation, zeroing or
+    page faults per chunk. A buffer taken again leaves the `recent` chunks of the reader that held it."""
+
+    def __init__(self) -> None:
+        self.slots: list[bytearray] = []
+        self.owners: list[tuple[dict[str, bytes | bytearray], str] | None] = []
+        self.next = 0
+
+    def take(self, size: int, recent: dict[str, bytes | bytearray] | None, cid: str) -> bytearray:
+        """A buffer of `size` bytes (garbage), to hold chunk `cid`, kept in `recent` when that is given."""
+        if len(self.slots) < _POOLED:
+            self.slots.append(bytearray(size))
+            self.owners.append(None)
+            at = len(self.slots) - 1
+        else:
+            at = self.next
+            self.next = (at + 1) % _POOLED
+            held = self.owners[at]
+            if held is not None and held[0].get(held[1]) is self.slots[at]:
+                del held[0][held[1]]  # its bytes are about to change: no reader may take them as that chunk
+            if len(self.slots[at]) != size:
+                self.slots[at] = bytearray(size)
+        self.owners[at] = (recent, cid) if recent is not None else None
+        return self.slots[at]
+
+
 class _Reader:
     """Sequential reads of a byte range of a file rebuilt from its manifest's chunks, one chunk in
     memory (a few when it keeps them for the reader of the other version)."""
 
-    def __init__(self, store: ChunkStore, chunks: _Chunks, offset: int, length: int) -> None:
+    def __init__(self, store: ChunkStore, chunks: _Chunks, offset: int, length: int,
+                 buffers: _Buffers | None = None, step: int = 0) -> None:
         self.store = store
         self.ids = chunks.ids
+        self.sizes = chunks.sizes
         self.starts = chunks.starts
+        # chunks of at least a step go to `buffers` (see _POOLED), smaller ones to fresh memory
+        self.buffers = buffers
+        self.pooled_from = max(step, 1)
         self.pos = offset
         self.end = offset + length
         self.index = bisect.bisect_right(self.starts, offset) - 1
@@ -98,8 +143,19 @@ class _Reader:
     def _load(self) -> None:
         cid = self.ids[self.index]
         known = self.peer.recent if self.peer is not None else None
-        # an unchanged chunk of a changed tensor: the peer read (and verified) these very bytes
-        raw = known[cid] if known is not None and cid in known else self.store.read_chunk(ChunkId(cid), known)
+        raw: bytes | bytearray
+        if known is not None and cid in known:
+            raw = known[cid]  # an unchanged chunk of a changed tensor: the peer read (and verified) these very bytes
+        else:
+            size = self.sizes[self.index]
+            loc = self.store.locate(ChunkId(cid)) if self.buffers is not None and size >= self.pooled_from else None
+            # a delta is read by read_chunk, which takes its base from the peer's chunks (the old
+            # version's, usually) instead of reading and decoding it again
+            if self.buffers is not None and loc is not None and loc.codec != CODEC_XOR_DELTA and loc.raw_len == size:
+                raw = self.buffers.take(size, self.recent if self.keeps_recent else None, cid)
+                self.store.read_chunk_into(ChunkId(cid), memoryview(raw))
+            else:
+                raw = self.store.read_chunk(ChunkId(cid), known)
         if self.keeps_recent:
             self.recent[cid] = raw
         if len(self.recent) > _RECENT:
@@ -149,16 +205,15 @@ class _Sums:
 
 
 class _Scratch:
-    """One thread's buffers for a step of `count` values, reused from step to step."""
+    """One thread's buffers for a step of `count` values, reused from step to step: the difference
+    and then, in place, its squares and the old values' squares (one buffer where there were
+    two: less memory to go through per step); bf16 and fp16 values widened to float32."""
 
     def __init__(self, count: int, dtype: str) -> None:
         import numpy as np
 
-        work = np.float64 if dtype == "F64" else np.float32
-        self.diff = np.empty(count, dtype=work)
-        self.square = np.empty(count, dtype=work)
+        self.work = np.empty(count, dtype=np.float64 if dtype == "F64" else np.float32)
         self.unequal = np.empty(count, dtype=np.bool_)
-        # bf16 and fp16 values widened to float32 (exactly), old and new
         widened = count if dtype in ("F16", "BF16") else 0
         self.old = np.empty(widened, dtype=np.float32)
         self.new = np.empty(widened, dtype=np.float32)
@@ -174,11 +229,20 @@ def _values(buf: memoryview, dtype: str, out: np.ndarray) -> np.ndarray:
     if dtype == "F64":
         return np.frombuffer(buf, "<f8")
     out = out[: len(buf) // 2]
-    if dtype == "BF16":  # bfloat16 is the high half of a float32
-        np.left_shift(np.frombuffer(buf, "<u2"), 16, out=out.view(np.uint32), dtype=np.uint32)
+    if dtype == "BF16":  # bfloat16 is the high half of a float32: a widening copy, then a shift in place
+        bits = out.view(np.uint32)
+        np.copyto(bits, np.frombuffer(buf, "<u2"))
+        bits <<= 16
         return out
     np.copyto(out, np.frombuffer(buf, "<f2"))
     return out
+
+
+def _sum_squares(values: np.ndarray, work: np.ndarray) -> float:
+    """The sum of the squares of `values`, numpy's pairwise sum in their own type (work: scratch)."""
+    import numpy as np
+
+    return float(np.multiply(values, values, out=work).sum())
 
 
 def _block(a: memoryview, b: memoryview, dtype: str, scratch: _Scratch, sums: _Sums) -> None:
@@ -188,52 +252,62 @@ def _block(a: memoryview, b: memoryview, dtype: str, scratch: _Scratch, sums: _S
     F64), summed by numpy's pairwise summation per block, blocks summed in float64. Where
     float32 could be wrong (an overflow to inf, a NaN, a sum small enough to have lost values
     to underflow) that quantity is taken again in float64 for the block. The maximum is made
-    exact: rounding to float32 keeps order, so the values whose float32 |difference| is the
-    block's maximum hold the largest float64 one, and only they are taken again in float64.
-    The bits are compared as integers, so that -0.0 -> 0.0 counts as changed and a NaN that
-    stayed the same NaN does not.
+    exact: rounding (to float32, and squaring) keeps order, so the values whose squared
+    difference is the block's largest hold the largest float64 |difference|, and only they are
+    taken again in float64. The bits are compared as integers, so that -0.0 -> 0.0 counts as
+    changed and a NaN that stayed the same NaN does not. A block whose bits did not change and
+    whose old values are finite adds no difference: only its squares of old values are taken.
     """
     import numpy as np
 
     width = _ITEMSIZE[dtype]
-    bits = {8: "<u8", 4: "<u4", 2: "<u2"}[width]
     count = len(a) // width
-    sums.changed += int(np.count_nonzero(np.not_equal(np.frombuffer(a, bits), np.frombuffer(b, bits),
-                                                      out=scratch.unequal[:count])))
-    fa, fb = _values(a, dtype, scratch.old), _values(b, dtype, scratch.new)
-    d = np.subtract(fb, fa, out=scratch.diff[:count])
-    top, bottom = float(d.max()), float(d.min())  # NaN when any is: numpy's max propagates it
-    square = scratch.square[:count]
-    diff_sq = float(np.multiply(d, d, out=square).sum())
-    old_sq = float(np.multiply(fa, fa, out=square).sum())
-    if dtype == "F64":
-        block_max = math.nan if math.isnan(top) or math.isnan(bottom) else max(top, -bottom)
-        sums.add(_Sums(block_max, diff_sq, old_sq))
-        return
+    bits = _BITS[width]
+    changed = int(np.count_nonzero(np.not_equal(np.frombuffer(a, bits), np.frombuffer(b, bits),
+                                                out=scratch.unequal[:count])))
+    work = scratch.work[:count]
+    fa = _values(a, dtype, scratch.old)
+    wide = dtype != "F64"  # float32 arithmetic, checked and taken again in float64 where it could be wrong
     tiny = count * _TINY
-    a64 = b64 = None
-    if not (math.isfinite(diff_sq) and diff_sq >= tiny or diff_sq == 0 and top == bottom == 0):
-        a64, b64 = fa.astype(np.float64), fb.astype(np.float64)
-        d64 = b64 - a64
-        diff_sq = float(np.multiply(d64, d64, out=d64).sum())
-    if not (math.isfinite(old_sq) and old_sq >= tiny):
-        a64 = fa.astype(np.float64) if a64 is None else a64
-        old_sq = float(np.multiply(a64, a64).sum())
-    if not (math.isfinite(top) and math.isfinite(bottom)):
-        # an inf or NaN, or a difference past float32's range: numpy's own figure, in float64
-        a64 = fa.astype(np.float64) if a64 is None else a64
-        b64 = fb.astype(np.float64) if b64 is None else b64
-        sums.add(_Sums(float(np.max(np.abs(b64 - a64))), diff_sq, old_sq))
+    old_sq = _sum_squares(fa, work)
+    if wide and not (math.isfinite(old_sq) and old_sq >= tiny):
+        a64 = fa.astype(np.float64)
+        old_sq = _sum_squares(a64, a64)
+    if changed == 0 and math.isfinite(old_sq):
+        # the same values, all finite (a NaN or an inf among them makes the sum of squares NaN
+        # or inf, and the float64 sum of float32 squares does not overflow): every difference is 0
+        sums.add(_Sums(0.0, 0.0, old_sq))
         return
-    top32 = max(top, -bottom)
-    # rounding is monotonic: a block whose float32 maximum is below the float32 rounding of the
-    # exact maximum so far holds no larger difference
-    if math.isnan(sums.max_abs) or top32 < float(np.float32(sums.max_abs)):
-        sums.add(_Sums(0.0, diff_sq, old_sq))  # this block cannot hold a larger difference
+    fb = _values(b, dtype, scratch.new)
+    d = np.subtract(fb, fa, out=work)
+    square = np.multiply(d, d, out=work)  # in place: `d` is not needed again
+    top = float(square.max())  # NaN when any is: numpy's max propagates it
+    diff_sq = float(square.sum())
+    if wide and not (math.isfinite(diff_sq) and diff_sq >= tiny):
+        # a NaN or inf, a difference or square past float32's range, or squares that may have
+        # lost values to underflow: numpy's own figures, in float64
+        d64 = fb.astype(np.float64)
+        d64 -= fa
+        sums.add(_Sums(float(np.max(np.abs(d64))), _sum_squares(d64, d64), old_sq, changed))
         return
-    at = np.flatnonzero(np.abs(d) == np.float32(top32))
+    if math.isnan(top) or math.isnan(sums.max_abs):
+        # a NaN difference here (F64: a float32 one went to float64 above) or in an earlier block
+        sums.add(_Sums(math.nan, diff_sq, old_sq, changed))
+        return
+    # squaring a float rounds monotonically: a block whose largest square is below the square of
+    # the maximum so far (both rounded as here) holds no larger difference
+    known = np.float64(sums.max_abs) if dtype == "F64" else np.float32(sums.max_abs)
+    if top < float(known * known):
+        sums.add(_Sums(0.0, diff_sq, old_sq, changed))
+        return
+    at = np.flatnonzero(square == top)
     exact = np.max(np.abs(fb[at].astype(np.float64) - fa[at].astype(np.float64)))
-    sums.add(_Sums(float(exact), diff_sq, old_sq))
+    sums.add(_Sums(float(exact), diff_sq, old_sq, changed))
+
+
+def _step(dtype: str) -> int:
+    """Bytes of each version compared per step: BLOCK // 4 values."""
+    return max(1, BLOCK // 4) * _ITEMSIZE[dtype]
 
 
 def _compare(name: str, dtype: str, old: _Reader, new: _Reader, nbytes: int) -> _Sums:
@@ -241,7 +315,7 @@ def _compare(name: str, dtype: str, old: _Reader, new: _Reader, nbytes: int) -> 
     import numpy as np
 
     width = _ITEMSIZE[dtype]
-    step = max(1, BLOCK // 4) * width
+    step = _step(dtype)
     scratch = _Scratch(step // width, dtype)
     sums = _Sums()
     done = 0
@@ -318,10 +392,17 @@ def numeric_diff(store: ChunkStore, old: ptr.Pointer, new: ptr.Pointer, names: I
             pieces.append((name, n.dtype, old_files[name].manifest, oe.offset + at,
                            new_files[name].manifest, ne.offset + at, min(size, ne.length - at)))
 
+    # each thread's chunk buffers, for as long as this diff runs
+    local = threading.local()
+
     def run(piece: tuple[str, str, str, int, str, int, int]) -> _Sums:
         name, dtype, old_manifest, old_at, new_manifest, new_at, length = piece
-        ro = _Reader(store, manifests[old_manifest][1], old_at, length)
-        rn = _Reader(store, manifests[new_manifest][1], new_at, length)
+        buffers = getattr(local, "buffers", None)
+        if buffers is None:
+            buffers = local.buffers = _Buffers()
+        step = _step(dtype)
+        ro = _Reader(store, manifests[old_manifest][1], old_at, length, buffers, step)
+        rn = _Reader(store, manifests[new_manifest][1], new_at, length, buffers, step)
         # old blocks are read first: a new chunk stored as a delta finds its base in memory
         ro.keeps_recent, rn.peer = True, ro
         try:

@@ -87,7 +87,16 @@ def _cases(dtype: str, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, 
         "zero_old": (t(np.zeros(64)), t(rng.standard_normal(64))),
         # float32 rounds both differences to 1.0; float64 tells them apart, the larger one last
         "tie": (t([1.0, 1.0, 1.0, 0.5] * 40), t([-(2.0 ** -30), 0.0, -(2.0 ** -29), 0.5] * 40)),
+        # steps whose bits did not change (small steps) skip the differences, unless a NaN or an
+        # inf that stayed makes them NaN; one value changed, in the last step
+        "same_special": (t(np.r_[base[:20], np.nan, np.inf, -np.inf, base[23:100]]),
+                         t(np.r_[base[:20], np.nan, np.inf, -np.inf, base[23:99], base[99] * 2])),
+        "same_but_one": (t(base[:200]), t(np.r_[base[:150], base[150] + 1, base[151:200]])),
     }
+    if dtype == "F64":  # squared differences (and old values) under float64's range: all 0, as numpy's;
+        # and past it: inf (rel L2 inf / inf, NaN, as numpy's), the maximum among all the infinite squares
+        cases["tiny"] = (t(rng.standard_normal(500) * 1e-170), t(rng.standard_normal(500) * 1e-170))
+        cases["huge"] = (t(rng.standard_normal(500) * 1e160), t(rng.standard_normal(500) * 1e160))
     if dtype == "F16":  # 1024 + 2**-19 and 1024 + 2**-20 round to 1024 in float32
         cases["tie"] = (t([1024.0, 1024.0, 3.0] * 40), t([-(2.0 ** -20), -(2.0 ** -19), 3.0] * 40))
     if dtype in ("F32", "BF16"):
@@ -216,13 +225,18 @@ def test_unchanged_chunks_of_a_changed_tensor_are_read_once(committed_repo: Repo
     ws = api.Workspace(repo.path)
     d = diff(ws.git)
     reads: list[str] = []
-    real = ChunkStore.read_chunk
+    real, real_into = ChunkStore.read_chunk, ChunkStore.read_chunk_into
 
     def counted(self: ChunkStore, cid: Any, known: Any = None) -> Any:
         reads.append(cid)
         return real(self, cid, known)
 
+    def counted_into(self: ChunkStore, cid: Any, out: Any) -> None:
+        reads.append(cid)
+        real_into(self, cid, out)
+
     monkeypatch.setattr(ChunkStore, "read_chunk", counted)
+    monkeypatch.setattr(ChunkStore, "read_chunk_into", counted_into)
     expected = reference("F32", old["big"], new["big"])
     for piece in (16 << 20, (5 << 20) + 12):
         reads.clear()
@@ -302,3 +316,50 @@ def test_random_arrays_with_special_values_match_numpy() -> None:
             _assert_matches(got, dtype, a, b)
         except AssertionError as exc:
             raise AssertionError(f"case {case} of seed {run_seed} (GITMODEL_SEED={run_seed} replays it): {exc}") from None
+
+
+def test_a_reused_chunk_buffer_leaves_the_readers_recent_chunks() -> None:
+    """A thread's chunk buffers are taken in turn; the one taken again no longer stands for the
+    chunk it held, so the other version's reader cannot take its new bytes as that chunk."""
+    from gitmodel import numeric
+
+    pool = numeric._Buffers()
+    recent: dict[str, bytes | bytearray] = {}
+    first = pool.take(8, recent, "c0")
+    recent["c0"] = first
+    for k in range(1, numeric._POOLED):
+        recent[f"c{k}"] = pool.take(8, recent, f"c{k}")
+    assert "c0" in recent and len({id(b) for b in recent.values()}) == numeric._POOLED
+    again = pool.take(8, None, "other")
+    assert again is first and "c0" not in recent and "c1" in recent
+    assert len(pool.take(16, None, "larger")) == 16  # a chunk of another size gets a buffer of its size
+
+
+def test_shared_and_changed_chunks_in_turn_through_reused_buffers(committed_repo: Repo,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 24 MiB tensor (six 4 MiB chunks) whose chunks 0, 2 and 4 changed: the new version's reader
+    takes chunks 1, 3 and 5 from the old one's buffers while both readers' buffers are reused; the
+    figures are numpy's, in pieces of 16 MiB and in pieces that start inside chunks."""
+    from conftest import make_safetensors
+    from gitmodel import api, numeric
+    from gitmodel.diff import diff
+
+    repo = committed_repo
+    rng = np.random.default_rng(int(os.environ.get("GITMODEL_SEED", "9")))
+    old = {"big": rng.standard_normal(6 << 20, dtype=np.float32)}
+    make_safetensors(repo.path / "big.safetensors", old)
+    repo.gm("add", "-q", "big.safetensors")
+    repo.commit("v1")
+    new = {"big": old["big"].copy()}
+    for k in (0, 2, 4):
+        new["big"][k << 20:(k + 1) << 20] *= np.float32(1.001)
+    new["big"][(4 << 20) + 7] = 100.0  # the maximum, in a changed chunk after the buffers were reused
+    make_safetensors(repo.path / "big.safetensors", new)
+    repo.gm("add", "-q", "big.safetensors")
+    ws = api.Workspace(repo.path)
+    d = diff(ws.git)
+    for piece in (16 << 20, (3 << 20) + 4):
+        monkeypatch.setattr(numeric, "PIECE", piece)
+        (nd,) = numeric.numeric_of(ws.store, d).values()
+        (got,) = nd.tensors
+        _assert_matches(got, "F32", old["big"], new["big"])
