@@ -89,3 +89,35 @@ def test_import_gitmodel_is_cheap() -> None:
     )
     loaded = set(cp.stdout.split())
     assert not {"numpy", "zstandard", "gitmodel.ingest", "gitmodel.materialize"} & loaded
+
+
+_TLS_PROBE = """
+import os, sys
+from gitmodel.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+import pygit2
+print("LIBGIT2_CAFILE", pygit2.settings.ssl_cert_file)
+print("ENV", os.environ.get("SSL_CERT_FILE", "<unset>"))
+"""
+
+
+def _tls_probe(repo: Repo, cert_file: str | None) -> list[str]:
+    env = dict(repo.env)
+    env.pop("SSL_CERT_FILE", None)
+    if cert_file is not None:
+        env["SSL_CERT_FILE"] = cert_file
+    cp = subprocess.run([sys.executable, "-c", _TLS_PROBE, "status"], cwd=repo.path, env=env,
+                        capture_output=True, text=True, check=True)
+    return [ln for ln in cp.stdout.splitlines() if ln.startswith(("LIBGIT2_CAFILE ", "ENV "))]
+
+
+def test_commands_import_pygit2_without_loading_the_ca_bundle_and_keep_ssl_cert_file(repo: Repo) -> None:
+    # libgit2 parses a CA file when pygit2 is imported (a sixth of `status`); git model never
+    # uses libgit2's TLS, so the CLI hides the file during that import, and only then
+    bundle = repo.path / "bundle.pem"
+    bundle.write_text("")  # exists: get_default_verify_paths would hand it to libgit2
+    assert _tls_probe(repo, str(bundle)) == ["LIBGIT2_CAFILE None", f"ENV {bundle}"]
+    assert _tls_probe(repo, None) == ["LIBGIT2_CAFILE None", "ENV <unset>"]
