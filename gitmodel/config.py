@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitmodel.errors import GitModelError, NotInitializedError, UnsupportedVersionError
 from gitmodel.gitrepo import GitRepo
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
+try:  # the parser pointers use (a dependency): every command then imports one TOML parser, not two
     import tomli as tomllib
+except ImportError:  # pragma: no cover - the standard library's is the same parser
+    import tomllib  # type: ignore[no-redef]
 
 CONFIG_NAME = ".gitmodel.toml"
 CONFIG_VERSION = 1
