@@ -121,3 +121,12 @@ def test_commands_import_pygit2_without_loading_the_ca_bundle_and_keep_ssl_cert_
     bundle.write_text("")  # exists: get_default_verify_paths would hand it to libgit2
     assert _tls_probe(repo, str(bundle)) == ["LIBGIT2_CAFILE None", f"ENV {bundle}"]
     assert _tls_probe(repo, None) == ["LIBGIT2_CAFILE None", "ENV <unset>"]
+
+
+def test_status_of_a_repository_without_models_imports_no_remote_module(repo: Repo) -> None:
+    # remotes say which models' data they lack: without a model there is nothing to ask
+    loaded = _modules_after(repo, "status")
+    assert sorted(m for m in loaded if m.startswith("gitmodel.remote")) == []
+    loaded = _modules_after(repo, "status", "--json")
+    assert sorted(m for m in loaded if m.startswith("gitmodel.remote")) == []
+    assert '"models": []' in repo.gm("status", "--json").stdout
