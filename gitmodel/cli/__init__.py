@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -170,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"error: {where}{exc.strerror or exc}", EXIT_ERROR)
     except Exception as exc:  # anything else is a bug in git-model
         if debug:
+            import traceback  # only here: most commands never import it
+
             traceback.print_exc()
         _fail(
             f"internal error (a bug in git-model {__version__}): {type(exc).__name__}: {exc}"
