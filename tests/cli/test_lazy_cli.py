@@ -130,3 +130,23 @@ def test_status_of_a_repository_without_models_imports_no_remote_module(repo: Re
     loaded = _modules_after(repo, "status", "--json")
     assert sorted(m for m in loaded if m.startswith("gitmodel.remote")) == []
     assert '"models": []' in repo.gm("status", "--json").stdout
+
+
+_BUG_PROBE = """
+import sys
+import click
+from gitmodel.cli import cli, main
+
+cli.add_command(click.Command("boom", callback=lambda: 1 // 0))
+main(sys.argv[1:])
+"""
+
+
+def test_a_bug_shows_a_traceback_only_with_debug(repo: Repo) -> None:
+    # traceback is imported only on this path: it must still print one
+    debug = repo.run(sys.executable, "-c", _BUG_PROBE, "--debug", "boom", check=False)
+    assert debug.returncode == 3
+    assert "Traceback (most recent call last)" in debug.stderr and "ZeroDivisionError" in debug.stderr
+    plain = repo.run(sys.executable, "-c", _BUG_PROBE, "boom", check=False)
+    assert plain.returncode == 3 and "Traceback" not in plain.stderr
+    assert plain.stderr.strip().endswith("run again with 'git model --debug ...' for a traceback")
