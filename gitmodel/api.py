@@ -48,8 +48,7 @@ class Workspace:
 
     def __init__(self, start: Path | None = None, require_init: bool = True) -> None:
         self.git = GitRepo(start)
-        if require_init:
-            load_config(self.git)
+        self.config = load_config(self.git) if require_init else None
         self.store = ChunkStore(store_root(self.git), zstd_level=compression_level(self.git))
         self.store.check_version()
         # the stat cache only saves hashing; what git-model stored is a separate record, so

@@ -24,6 +24,9 @@ DEFAULT_CONFIG = (
 @dataclass(frozen=True)
 class RepoConfig:
     version: int
+    # .gitmodel.toml has a non-empty [remotes] table: only then can a command have a remote
+    # to ask (gitmodel.remote.config reads and checks it); status skips the remote modules
+    names_remotes: bool = False
 
 
 def load_config(repo: GitRepo) -> RepoConfig:
@@ -51,7 +54,8 @@ def load_config(repo: GitRepo) -> RepoConfig:
         raise UnsupportedVersionError(
             f"{CONFIG_NAME} has version {version}; this repository needs a newer git-model: pip install -U git-model"
         )
-    return RepoConfig(version)
+    remotes = doc.get("remotes")
+    return RepoConfig(version, isinstance(remotes, dict) and bool(remotes))
 
 
 def store_root(repo: GitRepo) -> Path:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
-from conftest import Repo
+from conftest import Repo, make_safetensors
 from gitmodel.cli import LazyGroup, cli
 
 # What a command that reads no model (status of an empty repository) must not import.
@@ -150,3 +152,16 @@ def test_a_bug_shows_a_traceback_only_with_debug(repo: Repo) -> None:
     plain = repo.run(sys.executable, "-c", _BUG_PROBE, "boom", check=False)
     assert plain.returncode == 3 and "Traceback" not in plain.stderr
     assert plain.stderr.strip().endswith("run again with 'git model --debug ...' for a traceback")
+
+
+def test_status_asks_the_remote_modules_only_when_gitmodel_toml_names_a_remote(repo: Repo, tmp_path: Path) -> None:
+    make_safetensors(repo.path / "m.safetensors", {"w": (4, 4)})
+    repo.gm("add", "-q", "m.safetensors")
+    loaded = _modules_after(repo, "status", "--json")
+    assert sorted(m for m in loaded if m.startswith("gitmodel.remote")) == []
+    assert "not_on_remotes" not in repo.gm("status", "--json").stdout
+    repo.gm("remote", "add", "origin", str(tmp_path / "store"))
+    assert "gitmodel.remote.ops" in _modules_after(repo, "status", "--json")
+    doc = json.loads(repo.gm("status", "--json").stdout)
+    assert doc["models"][0]["not_on_remotes"] == ["origin"]  # never pushed
+    assert "[not on origin]" in repo.gm("status").stdout
