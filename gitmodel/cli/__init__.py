@@ -8,10 +8,7 @@ imports out of other modules' top level too. tests/cli/test_lazy_cli.py checks e
 from __future__ import annotations
 
 import importlib
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -23,6 +20,10 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_BUG = 3
 EXIT_INTERRUPTED = 130
+
+# True once main() runs: this process is a `git model` command, which never uses libgit2's
+# network transports (gitmodel.gitrepo then imports pygit2 without the CA bundle)
+running = False
 
 
 class LazyGroup(click.Group):
@@ -46,8 +47,7 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in self.lazy_commands:
             module_name, _, attribute = self.lazy_commands[cmd_name].partition(":")
-            with _no_ca_bundle_for_libgit2():
-                command = getattr(importlib.import_module(module_name), attribute)
+            command = getattr(importlib.import_module(module_name), attribute)
             if not isinstance(command, click.Command) or command.name != cmd_name:
                 raise RuntimeError(f"{self.lazy_commands[cmd_name]} is not the command {cmd_name!r}")
             self.add_command(command, cmd_name)
@@ -62,33 +62,6 @@ class LazyGroup(click.Group):
             assert command is not None
             out[name] = command
         return out
-
-
-@contextmanager
-def _no_ca_bundle_for_libgit2() -> Iterator[None]:
-    """Import pygit2 (through a command's module) without libgit2 parsing the system CA bundle.
-
-    pygit2's import hands libgit2 `ssl.get_default_verify_paths()`, and OpenSSL parses every
-    certificate of that file there and then: 105M instructions, a sixth of `git model status`
-    (docs/benchmarks.md, "Branch fixed"). A `git model` process never uses libgit2's network
-    transports (remotes go through obstore, tags and notes through `git push`), so the CLI
-    hides the file during that import: libgit2 keeps the certificate directory, which OpenSSL
-    reads only on a TLS handshake. The variable is put back as it was (set by the user or
-    not) right after the import, before any subprocess can start, so git, obstore and any
-    other TLS client see it unchanged.
-    """
-    if "pygit2" in sys.modules:
-        yield
-        return
-    saved = os.environ.get("SSL_CERT_FILE")
-    os.environ["SSL_CERT_FILE"] = ""  # get_default_verify_paths: no such file, so no cafile
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("SSL_CERT_FILE", None)
-        else:
-            os.environ["SSL_CERT_FILE"] = saved
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -142,6 +115,8 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every failure into one line and an exit code."""
+    global running
+    running = True
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 
 from conftest import Repo, make_safetensors
 from gitmodel.cli import LazyGroup, cli
@@ -106,23 +107,50 @@ print("ENV", os.environ.get("SSL_CERT_FILE", "<unset>"))
 """
 
 
-def _tls_probe(repo: Repo, cert_file: str | None) -> list[str]:
+def _a_ca_bundle() -> str:
+    """A real CA bundle (libgit2 refuses an empty one)."""
+    import os
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    for path in (os.environ.get("SSL_CERT_FILE"), paths.cafile, paths.openssl_cafile):
+        if path and os.path.isfile(path):
+            return path
+    pytest.skip("no CA bundle on this machine")
+
+
+def _tls_probe(repo: Repo, cert_file: str | None, cert_dir: str | None = None, *args: str) -> list[str]:
     env = dict(repo.env)
     env.pop("SSL_CERT_FILE", None)
     if cert_file is not None:
         env["SSL_CERT_FILE"] = cert_file
-    cp = subprocess.run([sys.executable, "-c", _TLS_PROBE, "status"], cwd=repo.path, env=env,
+    if cert_dir is not None:
+        env["SSL_CERT_DIR"] = cert_dir
+    cp = subprocess.run([sys.executable, "-c", _TLS_PROBE, *(args or ("status",))], cwd=repo.path, env=env,
                         capture_output=True, text=True, check=True)
     return [ln for ln in cp.stdout.splitlines() if ln.startswith(("LIBGIT2_CAFILE ", "ENV "))]
 
 
 def test_commands_import_pygit2_without_loading_the_ca_bundle_and_keep_ssl_cert_file(repo: Repo) -> None:
     # libgit2 parses a CA file when pygit2 is imported (a sixth of `status`); git model never
-    # uses libgit2's TLS, so the CLI hides the file during that import, and only then
-    bundle = repo.path / "bundle.pem"
-    bundle.write_text("")  # exists: get_default_verify_paths would hand it to libgit2
-    assert _tls_probe(repo, str(bundle)) == ["LIBGIT2_CAFILE None", f"ENV {bundle}"]
-    assert _tls_probe(repo, None) == ["LIBGIT2_CAFILE None", "ENV <unset>"]
+    # uses libgit2's TLS, so a command hides the file during that import, and only then
+    bundle = _a_ca_bundle()  # exists: get_default_verify_paths would hand it to libgit2
+    certs = repo.path / "certs"
+    certs.mkdir()
+    assert _tls_probe(repo, bundle, str(certs)) == ["LIBGIT2_CAFILE None", f"ENV {bundle}"]
+    assert _tls_probe(repo, None, str(certs)) == ["LIBGIT2_CAFILE None", "ENV <unset>"]
+    # a command whose module imports pygit2 only when it runs: `diff` of two pointers
+    assert _tls_probe(repo, bundle, str(certs), "diff", "--stat") == ["LIBGIT2_CAFILE None", f"ENV {bundle}"]
+    # without a certificate directory libgit2 would refuse the settings: the file stays
+    assert _tls_probe(repo, bundle, str(repo.path / "none")) == [f"LIBGIT2_CAFILE {bundle}", f"ENV {bundle}"]
+
+
+def test_the_python_api_imports_pygit2_as_it_is(repo: Repo) -> None:
+    bundle = _a_ca_bundle()
+    env = {**repo.env, "SSL_CERT_FILE": bundle, "SSL_CERT_DIR": str(repo.path)}
+    code = "import gitmodel.gitrepo, pygit2; print(pygit2.settings.ssl_cert_file)"
+    cp = subprocess.run([sys.executable, "-c", code], cwd=repo.path, env=env, capture_output=True, text=True, check=True)
+    assert cp.stdout.strip() == bundle
 
 
 def test_status_of_a_repository_without_models_imports_no_remote_module(repo: Repo) -> None:
