@@ -48,8 +48,7 @@ class Workspace:
 
     def __init__(self, start: Path | None = None, require_init: bool = True) -> None:
         self.git = GitRepo(start)
-        if require_init:
-            load_config(self.git)
+        self.config = load_config(self.git) if require_init else None
         self.store = ChunkStore(store_root(self.git), zstd_level=compression_level(self.git))
         self.store.check_version()
         # the stat cache only saves hashing; what git-model stored is a separate record, so
@@ -170,6 +169,7 @@ class AddResult:
     chunks_written: int
     pointer_changed: bool
     warnings: tuple[str, ...]
+    pointer: ptr.Pointer | None = None  # the pointer as written (decoded from its bytes)
 
 
 def add(
@@ -205,7 +205,7 @@ def add(
     pointer_rel = rel + ptr.SUFFIX
     if pointer_rel in ws.git.conflicted_paths(ptr.SUFFIX):
         raise ConflictedPointerError(pointer_rel, unmerged=True)
-    old = _read_existing_pointer(ws, pointer_rel)
+    old_bytes, old = _read_existing_pointer(ws, pointer_rel)
     if stat_mod.S_ISDIR(st.st_mode):
         kind = "directory"
         members = _directory_files(git.workdir, rel)
@@ -268,10 +268,13 @@ def add(
         meta = metadata.merge(git, pointer_rel, old, entries)
     pointer = ptr.Pointer(model_name, kind, tuple(entries), meta)
     encoded = pointer.encode()
-    try:
-        ptr.decode(encoded, pointer_rel)  # the writer must never write what the reader refuses
-    except ptr.BadPointerError as exc:
-        raise GitModelError(f"cannot write a valid pointer for {rel}: {exc.problem}") from None
+    if encoded == old_bytes and old is not None:
+        written_pointer = old  # decode is a function of the bytes: these decoded already
+    else:
+        try:
+            written_pointer = ptr.decode(encoded, pointer_rel)  # the writer must never write what the reader refuses
+        except ptr.BadPointerError as exc:
+            raise GitModelError(f"cannot write a valid pointer for {rel}: {exc.problem}") from None
     pointer_abs = git.abspath(pointer_rel)
     with git.lock():
         _ignore_store(ws)
@@ -287,7 +290,8 @@ def add(
         from gitmodel.audit import record_added  # the audit event (docs/audit-format.md)
 
         record_added(git, model_name, pointer_rel, {base_dir + e.path: e.digest for e in entries})
-    return AddResult(model_name, rel, pointer_rel, len(entries), pointer.size, written, chunks, changed, tuple(warnings))
+    return AddResult(model_name, rel, pointer_rel, len(entries), pointer.size, written, chunks, changed, tuple(warnings),
+                     written_pointer)
 
 
 def _store_error(ws: Workspace, exc: OSError, member: str | None = None) -> GitModelError:
@@ -363,15 +367,21 @@ def _refuse_nested_models(ws: Workspace, rel: str) -> None:
         )
 
 
-def _read_existing_pointer(ws: Workspace, pointer_rel: str) -> ptr.Pointer | None:
-    if not ws.git.abspath(pointer_rel).is_file():
-        return None
+def _read_existing_pointer(ws: Workspace, pointer_rel: str) -> tuple[bytes | None, ptr.Pointer | None]:
+    """The pointer `add` replaces: its bytes and, if they decode, the pointer they hold."""
+    path = ws.git.abspath(pointer_rel)
+    if not path.is_file():
+        return None, None
     try:
-        return ws.read_pointer(pointer_rel)
+        data = path.read_bytes()
+    except OSError:
+        return None, None  # as a broken pointer: replaced by the new one
+    try:
+        return data, ptr.decode(data, pointer_rel)
     except UnsupportedVersionError:
         raise  # rewriting it would downgrade it and drop what this release cannot read
     except GitModelError:
-        return None  # a broken pointer is simply replaced by the new one
+        return data, None  # a broken pointer is simply replaced by the new one
 
 
 def _reuse_entry(ws: Workspace, member: str, st: os.stat_result, old: ptr.FileEntry | None) -> ptr.FileEntry | None:

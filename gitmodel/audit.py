@@ -284,11 +284,11 @@ def _load_cache(git: GitRepo, tip: str) -> History | None:
 
 
 def _save_cache(git: GitRepo, tip: str, history: History) -> None:
-    from gitmodel.store.atomic import write_file_atomic
+    from gitmodel.statcache import write_cache_file  # a cache: no fsync (see there)
 
     doc = {"format": _CACHE_FORMAT, "notes": tip, "lines": [e.line for e in history.events]}
     try:
-        write_file_atomic(git.git_dir / CACHE_NAME, json.dumps(doc).encode())
+        write_cache_file(git.git_dir / CACHE_NAME, json.dumps(doc).encode())
     except OSError:
         pass  # a read-only repository: no cache, same answers
 

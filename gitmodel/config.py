@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitmodel.errors import GitModelError, NotInitializedError, UnsupportedVersionError
 from gitmodel.gitrepo import GitRepo
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
+try:  # the parser pointers use (a dependency): every command then imports one TOML parser, not two
     import tomli as tomllib
+except ImportError:  # pragma: no cover - the standard library's is the same parser
+    import tomllib  # type: ignore[no-redef]
 
 CONFIG_NAME = ".gitmodel.toml"
 CONFIG_VERSION = 1
@@ -25,6 +24,9 @@ DEFAULT_CONFIG = (
 @dataclass(frozen=True)
 class RepoConfig:
     version: int
+    # .gitmodel.toml has a non-empty [remotes] table: only then can a command have a remote
+    # to ask (gitmodel.remote.config reads and checks it); status skips the remote modules
+    names_remotes: bool = False
 
 
 def load_config(repo: GitRepo) -> RepoConfig:
@@ -52,7 +54,8 @@ def load_config(repo: GitRepo) -> RepoConfig:
         raise UnsupportedVersionError(
             f"{CONFIG_NAME} has version {version}; this repository needs a newer git-model: pip install -U git-model"
         )
-    return RepoConfig(version)
+    remotes = doc.get("remotes")
+    return RepoConfig(version, isinstance(remotes, dict) and bool(remotes))
 
 
 def store_root(repo: GitRepo) -> Path:

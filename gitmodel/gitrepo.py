@@ -4,14 +4,51 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-import pygit2
-
 from gitmodel.errors import BadPathError, GitModelError, NotARepositoryError
+
+
+@contextmanager
+def _libgit2_without_ca_bundle() -> Iterator[None]:
+    """In a `git model` command, import pygit2 without libgit2 parsing the system CA bundle.
+
+    pygit2's import hands libgit2 `ssl.get_default_verify_paths()`, and OpenSSL parses every
+    certificate of that file there and then: 105M instructions, a sixth of `git model status`
+    (docs/benchmarks.md, "Branch fixed"). A command never uses libgit2's network transports
+    (remotes go through obstore, tags and notes through `git push`), so the file is hidden
+    during the import; libgit2 keeps the certificate directory, which OpenSSL reads only on a
+    TLS handshake. Only with such a directory: with neither, libgit2 refuses the settings and
+    the import fails. The variable is put back as it was right after the import, before any
+    subprocess starts, so git, obstore and other TLS clients see it unchanged. The Python API
+    (gitmodel.cli.main never ran) imports pygit2 as it is.
+    """
+    cli = sys.modules.get("gitmodel.cli")
+    if not getattr(cli, "running", False):
+        yield
+        return
+    import ssl
+
+    if ssl.get_default_verify_paths().capath is None:
+        yield
+        return
+    saved = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = ""  # get_default_verify_paths: no such file, so no cafile
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("SSL_CERT_FILE", None)
+        else:
+            os.environ["SSL_CERT_FILE"] = saved
+
+
+with _libgit2_without_ca_bundle():
+    import pygit2
 
 
 class GitRepo:

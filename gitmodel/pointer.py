@@ -207,8 +207,14 @@ def _get(table: dict[str, Any], key: str, typ: type, where: str, ctx: str = "") 
     return value
 
 
+# the characters _str escapes: without them (nearly every name and digest) a string is quoted as is
+_NEEDS_ESCAPE_RE = re.compile(r'["\\\x00-\x1f\x7f]')
+
+
 def _str(value: str) -> str:
     """A TOML basic string; control characters escaped so the pointer stays one line each."""
+    if _NEEDS_ESCAPE_RE.search(value) is None:
+        return f'"{value}"'
     out = ['"']
     for ch in value:
         if ch == '"':

@@ -428,3 +428,20 @@ def test_unknown_keys_are_accepted() -> None:
     doc["metadata"]["anything"] = {"nested": [1, 2]}
     back = decode(tomli_w.dumps(doc).encode(), WHERE)
     assert back.metadata["anything"] == {"nested": [1, 2]}
+
+
+def test_strings_are_quoted_as_toml_basic_strings_escaping_only_what_must_be() -> None:
+    from gitmodel.pointer import _str
+
+    for ch in map(chr, range(0x3000)):
+        value = f"a{ch}b"
+        if ch == '"':
+            expected = '"a\\"b"'
+        elif ch == "\\":
+            expected = '"a\\\\b"'
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            expected = f'"a\\u{ord(ch):04x}b"'
+        else:
+            expected = f'"a{ch}b"'
+        assert _str(value) == expected
+        assert tomllib.loads(f"k = {expected}")["k"] == value

@@ -201,3 +201,30 @@ def test_a_version_1_cache_is_ignored(tmp_path: Path, model: Path) -> None:
     doc = {"version": 1, "entries": {"model.bin": [st.st_size, st.st_mtime_ns, st.st_ino, DIGEST, st.st_mtime_ns + 10 * SEC]}}
     (tmp_path / "cache.json").write_text(json.dumps(doc))
     assert StatCache(tmp_path / "cache.json").entry("model.bin") is None
+
+
+def test_saving_the_cache_replaces_it_whole_without_fsync(
+    tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a cache whose loss costs only a re-hash is not worth a disk flush on every command
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    path = tmp_path / "cache.json"
+    cache = StatCache(path)
+    cache.record("model.bin", _set_mtime(model, 1_600_000_000 * SEC), DIGEST)
+    cache.save()
+    assert synced == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.json", "model.bin"]  # no temporary left
+    assert StatCache(path).lookup("model.bin", model.stat()) == DIGEST
+
+
+def test_a_cache_cut_short_by_a_crash_is_an_empty_cache(tmp_path: Path, model: Path) -> None:
+    # without fsync a crash may leave the renamed file short: every prefix must read as empty
+    path = tmp_path / "cache.json"
+    cache = StatCache(path)
+    cache.record("model.bin", _set_mtime(model, 1_600_000_000 * SEC), DIGEST)
+    cache.save()
+    whole = path.read_bytes()
+    for cut in range(len(whole)):
+        path.write_bytes(whole[:cut])
+        assert StatCache(path).entry("model.bin") is None

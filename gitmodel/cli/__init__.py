@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import traceback
 from typing import Any
 
 import click
@@ -21,6 +20,10 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_BUG = 3
 EXIT_INTERRUPTED = 130
+
+# True once main() runs: this process is a `git model` command, which never uses libgit2's
+# network transports (gitmodel.gitrepo then imports pygit2 without the CA bundle)
+running = False
 
 
 class LazyGroup(click.Group):
@@ -112,6 +115,8 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every failure into one line and an exit code."""
+    global running
+    running = True
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
@@ -139,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"error: {where}{exc.strerror or exc}", EXIT_ERROR)
     except Exception as exc:  # anything else is a bug in git-model
         if debug:
+            import traceback  # only here: most commands never import it
+
             traceback.print_exc()
         _fail(
             f"internal error (a bug in git-model {__version__}): {type(exc).__name__}: {exc}"

@@ -47,7 +47,7 @@ def command(
     for path in paths:
         result = api.add(ws, path, name, progress, metadata=update)
         results.append(result)
-        pointer = ws.read_pointer(result.pointer_path)
+        pointer = result.pointer if result.pointer is not None else ws.read_pointer(result.pointer_path)
         for problem in schema.metadata_problems(pointer.name, pointer.metadata):
             click.echo(f"git model: warning: {result.pointer_path}: {problem}", err=True)
     for r in results:

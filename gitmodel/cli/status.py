@@ -27,12 +27,17 @@ def command(targets: tuple[str, ...], as_json: bool, exit_code: bool, quiet: boo
     missing, conflicted or broken, and whether its data is in the store."""
     ws = api.Workspace()
     models = api.status(ws, targets, progress_factory(quiet or as_json))
-    from gitmodel.remote.ops import has_remotes, status_remotes  # from the last push/fetch: no network
+    lacking: dict[str, list[str]] = {}
+    remotes = False
+    # no model or no remote, nothing to look up: the remote modules are not even imported
+    if models and (ws.config is None or ws.config.names_remotes):
+        from gitmodel.remote.ops import has_remotes, status_remotes  # from the last push/fetch: no network
 
-    lacking = status_remotes(ws, [m.pointer_path for m in models if m.error is None])
+        lacking = status_remotes(ws, [m.pointer_path for m in models if m.error is None])
+        remotes = as_json and has_remotes(ws)
     if as_json:
         docs = [_json(m) for m in models]
-        if has_remotes(ws):  # the key exists only where .gitmodel.toml names a remote
+        if remotes:  # the key exists only where .gitmodel.toml names a remote
             docs = [{**d, "not_on_remotes": lacking.get(m.pointer_path, [])} for d, m in zip(docs, models)]
         click.echo(json.dumps({"schema": JSON_SCHEMA, "models": docs}, indent=2, sort_keys=True))
     elif not models:

@@ -492,3 +492,32 @@ def test_refuses_an_invalid_name(committed_repo: Repo) -> None:
         line = _refused(repo, "--name", bad, "m.safetensors")
         assert "not a valid model name" in line, bad
     assert repo.objects() == set()
+
+
+_COUNT_DECODES = """
+import sys
+from gitmodel import pointer
+from gitmodel.cli import main
+
+calls = []
+real = pointer.decode
+pointer.decode = lambda data, where: calls.append(where) or real(data, where)
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print("DECODED", len(calls))
+"""
+
+
+def test_add_decodes_the_pointer_it_writes_once_and_an_unchanged_one_not_again(repo: Repo) -> None:
+    # a pointer of 800 tensors takes ~7 ms to decode: add checks the one it writes once, and
+    # the command reuses that check for the schema instead of reading the file back
+    make_safetensors(repo.path / "m.safetensors", {f"t{i}": (4, 4) for i in range(20)})
+    decoded = [repo.run(sys.executable, "-c", _COUNT_DECODES, "add", "-q", "m.safetensors").stdout for _ in range(2)]
+    assert decoded == ["DECODED 1\n", "DECODED 1\n"]  # new; re-added unchanged (the old one's decode serves)
+    make_safetensors(repo.path / "m.safetensors", {f"t{i}": (4, 4) for i in range(20)}, seed=3)
+    out = repo.run(sys.executable, "-c", _COUNT_DECODES, "add", "-q", "m.safetensors").stdout
+    assert out == "DECODED 2\n"  # the old pointer, and the new one before it is written
+    pointer = tomllib.loads((repo.path / "m.safetensors.model.toml").read_text())
+    assert pointer["files"][0]["tensors"]["t0"]["shape"] == [4, 4]

@@ -191,3 +191,27 @@ def ev_line(repo: Repo) -> str:
     line.update(at="2030-01-01T00:00:00.000000Z", prev=[last["id"]], reason="by hand", event="annotated")
     line.pop("stage", None)
     return json.dumps(line, sort_keys=True, separators=(",", ":"))
+
+
+def test_the_events_cache_is_written_without_fsync_and_a_short_one_is_not_used(
+    three: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from gitmodel import audit
+    from gitmodel.gitrepo import GitRepo
+
+    git = GitRepo(three.path)
+    tip = git.ref_target(audit.NOTES_REF)
+    assert tip is not None
+    history = audit._read(git, use_cache=False)
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    audit._save_cache(git, tip, history)
+    assert synced == []  # a cache: losing it costs a re-read of the notes
+    cache = git.git_dir / audit.CACHE_NAME
+    whole = cache.read_bytes()
+    assert [e.line for e in audit._load_cache(git, tip).events] == [e.line for e in history.events]  # type: ignore[union-attr]
+    for cut in range(0, len(whole), max(1, len(whole) // 50)):  # what a crash may leave after the rename
+        cache.write_bytes(whole[:cut])
+        assert audit._load_cache(git, tip) is None
