@@ -26,11 +26,7 @@ from gitmodel.store.objects import ChunkId, ChunkStore, Encoded, ManifestId, Pac
 
 # Chunks queued for the whole-file hash at most (its queue's depth).
 HASH_DEPTH = 8
-# Batches in flight (submitted, not yet collected) per worker. The main thread collects in
-# file order: with 2 per worker, one long batch at the head (0.4-4 MiB each, compressed at
-# ~1 s per GiB) left the other worker without queued work; 4 per worker keeps it fed.
-IN_FLIGHT = 4
-# Read buffers beyond the IN_FLIGHT per worker that batches in flight hold: the hash thread may run
+# Read buffers beyond the 2 per worker that chunks in flight hold: the hash thread may run
 # 4 chunks behind before the workers wait (in a fine-tune add, where no chunk is encoded,
 # BLAKE3 on one thread sets the pace). Peak RSS: a pool of 2n + 8 cost ~35 MiB over fresh
 # buffers per chunk.
@@ -118,12 +114,10 @@ def _store_chunks(
     chunks: list[tuple[ChunkId, int]] = []
     written = [0, 0]
     n = workers()
-    depth = IN_FLIGHT * n
     # Every batch is read into a pooled buffer, leased in file order before its work is
-    # submitted: at most depth - 1 uncollected batches hold one when the next is leased, so
-    # with depth or more buffers the rest are with the hash or pack thread, which return them
-    # unaided.
-    buffers = BufferPool(depth + SPARE_BUFFERS, PIECE_SIZE)
+    # submitted: at most 2n - 1 uncollected batches hold one when the next is leased, so with
+    # 2n or more buffers the rest are with the hash or pack thread, which return them unaided.
+    buffers = BufferPool(2 * n + SPARE_BUFFERS, PIECE_SIZE)
     pending: deque[Future[_Done]] = deque()
     claimed: set[ChunkId] = set()  # ids this run already stores: repeated tensors, zero pages
 
@@ -174,7 +168,7 @@ def _store_chunks(
             try:
                 for offset, lengths in _batches(plan, PIECE_SIZE):
                     pending.append(pool.submit(work, offset, lengths, buffers.lease(sum(lengths))))
-                    if len(pending) >= depth:
+                    if len(pending) >= 2 * n:
                         collect(pending.popleft(), writer)
                 while pending:
                     collect(pending.popleft(), writer)

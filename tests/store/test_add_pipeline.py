@@ -351,37 +351,3 @@ def test_batches_group_contiguous_chunks_up_to_the_limit() -> None:
         (300, [7]),  # not contiguous with the one before (a gap): a batch of its own
     ]
     assert list(ingest._batches([], 100)) == []
-
-
-def test_a_slow_batch_at_the_head_leaves_the_other_worker_work(
-    tmp_path: Path, small_pieces: list[BufferPool], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Batches are collected in file order; while the first one is still being read and
-    encoded, the other worker goes on with the next ones: 4 batches per worker are in flight
-    (with 2 per worker it stopped after 3 and idled until the head was done)."""
-    monkeypatch.setattr(ingest, "workers", lambda: 2)
-    path = _model(tmp_path / "m.safetensors", 8, [200_000, 90_000, 410_000, 333_333, 250_000])
-    real_read = ingest.read_into
-    started = [0]
-    others = threading.Semaphore(0)
-    seen_while_head_ran = [0]
-
-    def slow_head(fd: int, buf: bytearray, offset: int, length: int, p: Path) -> memoryview:
-        started[0] += 1
-        if offset != 0:
-            others.release()
-        else:  # the head waits (up to 5 s) for 7 later batches to be read beside it
-            for _ in range(7):
-                if not others.acquire(timeout=5):
-                    break
-                seen_while_head_ran[0] += 1
-        return real_read(fd, buf, offset, length, p)
-
-    monkeypatch.setattr(ingest, "read_into", slow_head)
-    store = ChunkStore(tmp_path / "store", zstd_level=1)
-    result = ingest.ingest_file(store, path)
-    _check(store, path, result)
-    assert started[0] > 8  # enough batches to fill the pipeline
-    assert seen_while_head_ran[0] == 7
-    (pool,) = small_pieces
-    assert pool.in_use == 0
