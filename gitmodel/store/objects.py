@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
 import time
@@ -19,7 +18,7 @@ from gitmodel.store import container
 from gitmodel.store.atomic import fsync_dir, write_file_atomic, write_files_atomic
 from gitmodel.store.index import Location, PackIndex
 from gitmodel.store.loose import ChunkId, LooseStore, ManifestId, chunk_id_of, manifest_id_of, read_store_version
-from gitmodel.store.pack import PACK_HEADER, Entry, PackFile, sync_all
+from gitmodel.store.pack import Entry, PackFile, sync_all
 
 _T = TypeVar("_T")
 
@@ -516,9 +515,6 @@ class PackWriter(OrderedStage[tuple["Encoded | list[Encoded]", "Callable[[], Non
         self._pack: PackFile | None = None
         self._sealed: list[PackFile] = []  # full packs in tmp/, written but not yet synced
         self.packs: list[str] = []
-        self._routed = 0
-        self._k = 0
-        self._subs = [_SubWriter(store, i) for i in range(2)]
         self.start()
 
     def put(self, item: Encoded, release: Callable[[], None] | None = None) -> None:  # type: ignore[override]
@@ -533,33 +529,20 @@ class PackWriter(OrderedStage[tuple["Encoded | list[Encoded]", "Callable[[], Non
 
     def handle(self, item: tuple[Encoded | list[Encoded], Callable[[], None] | None]) -> None:
         encoded, release = item
-        items = encoded if isinstance(encoded, list) else [encoded]
-        runs: list[tuple[int, list[Encoded], bool]] = []
-        cur: list[Encoded] = []
-        for it in items:
-            if self._routed == 0:
-                self._routed = len(PACK_HEADER)
-            cur.append(it)
-            self._routed += container.HEADER_SIZE + len(it[4])
-            if self._routed >= self._store.pack_target:
-                runs.append((self._k, cur, True))
-                cur, self._k, self._routed = [], self._k + 1, 0
-        if cur:
-            runs.append((self._k, cur, False))
-        if not runs:
+        try:
+            for chunk, codec, flags, raw_len, payload in (encoded if isinstance(encoded, list) else (encoded,)):
+                if self._pack is None:
+                    self._pack = PackFile(self._store.tmp_dir)
+                self._pack.add(chunk, codec, flags, raw_len, payload)
+                if self._pack.size >= self._store.pack_target:
+                    self._seal()
+                    if sum(p.size for p in self._sealed) >= PUBLISH_EVERY:
+                        self._publish()
+        except OSError as exc:
+            raise GitModelError(f"cannot write to the store {self._store.root}: {exc.strerror or exc}") from None
+        finally:
             if release is not None:
                 release()
-            return
-        rel = release
-        if release is not None and len(runs) > 1:
-            counter = itertools.count(1)
-            n = len(runs)
-
-            def rel() -> None:
-                if next(counter) == n:
-                    release()
-        for k, its, seal in runs:
-            self._subs[k % 2].put((k, its, seal, rel))
 
     def discard(self, item: tuple[Encoded | list[Encoded], Callable[[], None] | None]) -> None:
         if item[1] is not None:
@@ -602,15 +585,8 @@ class PackWriter(OrderedStage[tuple["Encoded | list[Encoded]", "Callable[[], Non
         """Publish the last packs; every chunk put is then durable and found by the index."""
         try:
             super().finish()
-            for sub in self._subs:
-                sub.finish()
             try:
-                for sub in self._subs:
-                    sub.seal_last()
-                got = sorted(kp for sub in self._subs for kp in sub.sealed)
-                self._sealed = [p for _, p in got]
-                for sub in self._subs:
-                    sub.sealed = []
+                self._seal()
                 self._publish()
             except OSError as exc:
                 raise GitModelError(f"cannot write to the store {self._store.root}: {exc.strerror or exc}") from None
@@ -620,13 +596,6 @@ class PackWriter(OrderedStage[tuple["Encoded | list[Encoded]", "Callable[[], Non
 
     def abort(self) -> None:
         super().abort()
-        for sub in self._subs:
-            sub.abort()
-            for _, p in sub.sealed:
-                p.abort()
-            if sub.pack is not None:
-                sub.pack.abort()
-            sub.sealed, sub.pack = [], None
         for pack in [*self._sealed, *([self._pack] if self._pack is not None else [])]:
             pack.abort()
         self._sealed, self._pack = [], None
@@ -655,43 +624,3 @@ def _entry_buffer(nbytes: int) -> memoryview:
 
 def entry_of(chunk: bytes, loc: Location) -> Entry:
     return Entry(chunk, loc.offset, loc.length, loc.raw_len, loc.codec, loc.flags)
-
-
-class _SubWriter(OrderedStage[tuple[int, list[Encoded], bool, "Callable[[], None] | None"]]):
-    def __init__(self, store: ChunkStore, i: int) -> None:
-        super().__init__(f"gitmodel-pack{i}", 16)
-        self._store = store
-        self.pack: PackFile | None = None
-        self.k = -1
-        self.sealed: list[tuple[int, PackFile]] = []
-        self.start()
-
-    def handle(self, item: tuple[int, list[Encoded], bool, Callable[[], None] | None]) -> None:
-        k, items, seal, release = item
-        try:
-            if self.pack is None:
-                self.pack, self.k = PackFile(self._store.tmp_dir), k
-            for chunk, codec, flags, raw_len, payload in items:
-                self.pack.add(chunk, codec, flags, raw_len, payload)
-            if seal:
-                self.pack.seal()
-                self.sealed.append((k, self.pack))
-                self.pack = None
-        except OSError as exc:
-            raise GitModelError(f"cannot write to the store {self._store.root}: {exc.strerror or exc}") from None
-        finally:
-            if release is not None:
-                release()
-
-    def discard(self, item: tuple[int, list[Encoded], bool, Callable[[], None] | None]) -> None:
-        if item[3] is not None:
-            item[3]()
-
-    def seal_last(self) -> None:
-        if self.pack is not None:
-            if self.pack.entries:
-                self.pack.seal()
-                self.sealed.append((self.k, self.pack))
-            else:
-                self.pack.abort()
-            self.pack = None
