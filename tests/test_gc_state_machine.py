@@ -1,5 +1,7 @@
 """Random sequences of add, commit, branch, tag, delete and gc: every version any ref, the index
-or the working tree can reach stays whole in the store, and gc leaves nothing else behind."""
+or the working tree can reach stays whole in the store, and gc leaves nothing else behind: with
+every pack that holds a dead chunk repacked, nothing at all; with gc's default threshold, only
+dead chunks that share a pack with live ones (a pack at least half live is kept whole, by design)."""
 
 from __future__ import annotations
 
@@ -93,9 +95,18 @@ class GcMachine(RuleBasedStateMachine):
 
     @rule()
     def collect(self) -> None:
-        gc(self.ws.store, self.ws.git, grace=0)
+        # repack_below > 1: every pack with a dead byte is rewritten, so the store must end up
+        # holding exactly what is reachable
+        gc(self.ws.store, self.ws.git, grace=0, repack_below=2.0)
         self.gcs += 1
         self.check_store_holds_only_the_reachable()
+
+    @rule()
+    def collect_by_default(self) -> None:
+        # gc's own threshold keeps a pack that is at least half live, dead chunks included
+        gc(self.ws.store, self.ws.git, grace=0)
+        self.gcs += 1
+        self.check_dead_chunks_only_beside_live_ones()
 
     def reachable_pointers(self) -> list[bytes]:
         out = []
@@ -150,6 +161,17 @@ class GcMachine(RuleBasedStateMachine):
         mids, cids = self.needed()
         assert set(store.manifest_ids()) == mids
         assert store.chunk_ids() == cids
+
+    def check_dead_chunks_only_beside_live_ones(self) -> None:
+        store = ChunkStore(self.ws.store.root)
+        mids, cids = self.needed()
+        assert set(store.manifest_ids()) == mids
+        assert set(store.loose.chunk_ids()) <= cids  # a loose chunk is packed if live, else deleted
+        packs: dict[str, set[str]] = {}
+        for chunk, loc in store.index.entries():
+            packs.setdefault(loc.pack, set()).add(chunk.hex())
+        for name, held in packs.items():
+            assert held & cids, f"pack {name} holds only dead chunks after gc"
 
     def teardown(self) -> None:
         self.ws.store.close()
