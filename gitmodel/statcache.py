@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitmodel.store.atomic import temp_name, unlink_quietly, write_all
+from gitmodel.store.atomic import write_file_atomic
 
 _VERSION = 2  # 2: ctime added (an in-place rewrite can restore the mtime, not the ctime)
 # How long after a file's mtime its recording can be trusted. A filesystem that stores
@@ -103,20 +103,7 @@ def write_cache_file(target: Path, data: bytes) -> None:
     Each fsync skipped (the file's and its directory's) is a disk flush on every add,
     checkout and status that records something: 1-40 ms each on this machine's disk.
     """
-    tmp = target.parent / temp_name(".gitmodel-tmp.")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        write_all(fd, data)
-    except BaseException:
-        os.close(fd)
-        unlink_quietly(tmp)
-        raise
-    os.close(fd)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        unlink_quietly(tmp)
-        raise
+    write_file_atomic(target, data, durable=False)
 
 
 def _load(path: Path) -> dict[str, Entry]:

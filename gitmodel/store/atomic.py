@@ -76,14 +76,22 @@ def temp_name(prefix: str) -> str:
     return f"{prefix}{os.getpid()}.{secrets.token_hex(6)}"
 
 
-def write_file_atomic(target: Path, data: bytes | bytearray | memoryview, tmp_dir: Path | None = None, mode: int = 0o644) -> None:
-    """Write `data` so that `target` is either absent/old or complete, even after a crash."""
+def write_file_atomic(
+    target: Path, data: bytes | bytearray | memoryview, tmp_dir: Path | None = None, mode: int = 0o644,
+    durable: bool = True,
+) -> None:
+    """Write `data` so that `target` is either absent/old or complete, even after a crash.
+
+    `durable=False` skips both fsyncs (the file's and its directory's), for caches whose loss
+    only costs work: after a crash the rename may survive without its data, so their readers
+    must refuse a short or empty file (gitmodel.statcache.write_cache_file)."""
     directory = tmp_dir if tmp_dir is not None else target.parent
     tmp = directory / temp_name(".gitmodel-tmp.")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         write_all(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         unlink_quietly(tmp)
@@ -94,7 +102,8 @@ def write_file_atomic(target: Path, data: bytes | bytearray | memoryview, tmp_di
     except BaseException:
         unlink_quietly(tmp)
         raise
-    fsync_dir(target.parent)
+    if durable:
+        fsync_dir(target.parent)
 
 
 def write_files_atomic(files: list[tuple[Path, bytes]], tmp_dir: Path, mode: int = 0o644) -> None:
