@@ -116,26 +116,45 @@ def merge_into(
             body[:, k] = np.frombuffer(plane, dtype=np.uint8)
     else:  # whole values by index: ~8x faster than numpy's boolean row assignment
         values[...] = 0  # `out` may hold another chunk's bytes (a reused buffer)
-        count = len(planes[0])
-        if w == 2:
-            # the kept values made as the dense case makes them, in two whole-array passes,
-            # in this thread's scratch: a sixth less CPU than strided byte copies
-            packed = _scratch(count * w, "packed").view(values.dtype)
-            np.left_shift(np.frombuffer(planes[1], dtype=np.uint8), 8, out=packed, dtype=values.dtype)
-            np.bitwise_or(packed, np.frombuffer(planes[0], dtype=np.uint8), out=packed)
-        else:
-            body = np.empty((count, w), dtype=np.uint8)
-            for k, plane in enumerate(planes):
-                body[:, k] = np.frombuffer(plane, dtype=np.uint8)
-            packed = body.reshape(-1).view(values.dtype)
-        values[np.flatnonzero(kept)] = packed
+        values[np.flatnonzero(kept)] = _kept_values(planes, layout)
+        out[n * w :] = tail
+        return
     if layout.transform & TRANSFORM_ROTATE:
         # the shifted copy goes to this thread's scratch: a fresh array per chunk costs page
         # faults that made the rotation 3-4x slower than the arithmetic (docs/codecs.md)
-        low = np.right_shift(values, 1, out=_scratch(n * w).view(values.dtype))
-        values <<= np.array(8 * w - 1, dtype=values.dtype)
-        values |= low
+        _unrotate(values)
     out[n * w :] = tail
+
+
+def _kept_values(planes: list[bytes | memoryview], layout: PlaneLayout) -> np.ndarray:
+    """A sparse payload's kept values, interleaved from its planes and their transform undone,
+    in this thread's scratch (valid until its next merge)."""
+    import numpy as np
+
+    w = layout.width
+    count = len(planes[0])
+    packed = _scratch(count * w, "packed").view(_uint(w))
+    if w == 2:
+        # made as the dense case makes them, in two whole-array passes: a sixth less CPU than
+        # strided byte copies
+        np.left_shift(np.frombuffer(planes[1], dtype=np.uint8), 8, out=packed, dtype=packed.dtype)
+        np.bitwise_or(packed, np.frombuffer(planes[0], dtype=np.uint8), out=packed)
+    else:
+        body = packed.view(np.uint8).reshape(count, w)
+        for k, plane in enumerate(planes):
+            body[:, k] = np.frombuffer(plane, dtype=np.uint8)
+    if layout.transform & TRANSFORM_ROTATE:
+        _unrotate(packed)  # on the kept values only: a rotated zero is zero
+    return packed
+
+
+def _unrotate(values: np.ndarray) -> None:
+    """Rotate each value right by one bit, in place (the shifted copy in this thread's scratch)."""
+    import numpy as np
+
+    low = np.right_shift(values, 1, out=_scratch(values.nbytes).view(values.dtype))
+    values <<= np.array(8 * values.itemsize - 1, dtype=values.dtype)
+    values |= low
 
 
 _local = threading.local()
