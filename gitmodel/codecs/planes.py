@@ -105,15 +105,8 @@ def merge_into(
     n = len(planes[0]) if kept is None else len(kept)
     flat = np.frombuffer(out, dtype=np.uint8)
     values = flat[: n * w].view(_uint(w))
-    if kept is None and w == 2:
-        # two planes make each value in two whole-array passes (high byte cast and shifted,
-        # low byte or-ed in), twice as fast as two strided byte copies
-        np.left_shift(np.frombuffer(planes[1], dtype=np.uint8), 8, out=values, dtype=values.dtype)
-        np.bitwise_or(values, np.frombuffer(planes[0], dtype=np.uint8), out=values)
-    elif kept is None:
-        body = flat[: n * w].reshape(n, w)
-        for k, plane in enumerate(planes):
-            body[:, k] = np.frombuffer(plane, dtype=np.uint8)
+    if kept is None:
+        _interleave(planes, values)
     else:  # whole values by index: ~8x faster than numpy's boolean row assignment
         values[...] = 0  # `out` may hold another chunk's bytes (a reused buffer)
         values[np.flatnonzero(kept)] = _kept_values(planes, layout)
@@ -134,18 +127,50 @@ def _kept_values(planes: list[bytes | memoryview], layout: PlaneLayout) -> np.nd
     w = layout.width
     count = len(planes[0])
     packed = _scratch(count * w, "packed").view(_uint(w))
-    if w == 2:
-        # made as the dense case makes them, in two whole-array passes: a sixth less CPU than
-        # strided byte copies
-        np.left_shift(np.frombuffer(planes[1], dtype=np.uint8), 8, out=packed, dtype=packed.dtype)
-        np.bitwise_or(packed, np.frombuffer(planes[0], dtype=np.uint8), out=packed)
-    else:
-        body = packed.view(np.uint8).reshape(count, w)
-        for k, plane in enumerate(planes):
-            body[:, k] = np.frombuffer(plane, dtype=np.uint8)
+    _interleave(planes, packed)
     if layout.transform & TRANSFORM_ROTATE:
         _unrotate(packed)  # on the kept values only: a rotated zero is zero
     return packed
+
+
+def _interleave(planes: list[bytes | memoryview], values: np.ndarray) -> None:
+    """Write the values whose bytes the planes hold (plane 0 the least significant) into `values`.
+
+    Pairs of planes are joined into values twice as wide, pairs of those again, and so on: two
+    whole-array passes per join (the high half widened and shifted, the low half or-ed in), the
+    last join writing `values`; the halves go to this thread's scratch. Measured on 4 MiB of
+    fp32 in place, 0.88-0.92 ms against 1.43-1.47 ms for four strided byte copies (which
+    numpy makes a byte at a time), and twice as fast as one strided copy per plane for bf16.
+    """
+    import numpy as np
+
+    if len(planes) == 8:
+        # fp64: three rounds of joins measured no faster than the strided copies (1.30-1.50 ms
+        # against 1.39-1.47 per 4 MiB, medians worse)
+        body = values.view(np.uint8).reshape(len(values), 8)
+        for k, plane in enumerate(planes):
+            body[:, k] = np.frombuffer(plane, dtype=np.uint8)
+        return
+    level = [np.frombuffer(plane, dtype=np.uint8) for plane in planes]
+    rounds = 0
+    while len(level) > 1:
+        rounds += 1
+        half = len(level) // 2
+        wide = np.dtype(f"<u{2 * level[0].itemsize}")
+        if half == 1:
+            joined = values
+        else:
+            room = _scratch(len(level[0]) * level[0].itemsize * len(level), f"join{rounds}")
+            joined = room.view(wide).reshape(half, -1)
+        parts = []
+        for i in range(half):
+            dest = joined if half == 1 else joined[i]
+            np.left_shift(level[2 * i + 1], 8 * level[0].itemsize, out=dest, dtype=wide)
+            np.bitwise_or(dest, level[2 * i], out=dest)
+            parts.append(dest)
+        level = parts
+    if rounds == 0:
+        values[...] = level[0]
 
 
 def _unrotate(values: np.ndarray) -> None:
