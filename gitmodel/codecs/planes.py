@@ -144,6 +144,10 @@ def _interleave(planes: list[bytes | memoryview], values: np.ndarray) -> None:
     """
     import numpy as np
 
+    if len(planes) == 2:  # bf16, fp16: one join, straight into `values`
+        np.left_shift(np.frombuffer(planes[1], dtype=np.uint8), 8, out=values, dtype=values.dtype)
+        np.bitwise_or(values, np.frombuffer(planes[0], dtype=np.uint8), out=values)
+        return
     if len(planes) == 8:
         # fp64: three rounds of joins measured no faster than the strided copies (1.30-1.50 ms
         # against 1.39-1.47 per 4 MiB, medians worse)
