@@ -136,50 +136,37 @@ def _kept_values(planes: list[bytes | memoryview], layout: PlaneLayout) -> np.nd
 def _interleave(planes: list[bytes | memoryview], values: np.ndarray) -> None:
     """Write the values whose bytes the planes hold (plane 0 the least significant) into `values`.
 
-    Pairs of planes are joined into values twice as wide, pairs of those again, and so on: two
-    whole-array passes per join (the high half widened and shifted, the low half or-ed in), the
-    last join writing `values`; the halves go to this thread's scratch. Measured on 4 MiB of
-    fp32 in place, 0.88-0.92 ms against 1.43-1.47 ms for four strided byte copies (which
-    numpy makes a byte at a time), and twice as fast as one strided copy per plane for bf16.
+    Planes are joined in pairs, two whole-array passes per join (the high plane widened and
+    shifted, the low one or-ed in), where numpy's strided copies move a byte at a time: bf16
+    twice as fast as two byte copies; fp32 (two halves, then one join into `values`) 0.78-0.92
+    ms per 4 MiB against 1.35-1.53; fp64 (four quarters placed by 2-byte strided copies)
+    1.20-1.31 against 1.37-1.56 (docs/benchmarks.md, "Branch decode"). The halves and quarters
+    go to this thread's scratch.
     """
     import numpy as np
 
-    if len(planes) == 2:  # bf16, fp16: one join, straight into `values`
-        np.left_shift(np.frombuffer(planes[1], dtype=np.uint8), 8, out=values, dtype=values.dtype)
-        np.bitwise_or(values, np.frombuffer(planes[0], dtype=np.uint8), out=values)
-        return
-    if len(planes) == 8:
-        # fp64: pairs joined into uint16 quarters, then placed by four strided 2-byte copies
-        # (0.91-0.93 ms per 4 MiB against 1.16-1.18 for eight strided byte copies; three
-        # rounds of joins measured no faster than the byte copies)
-        n = len(values)
-        quarters = _scratch(8 * n, "join1").view(np.uint16).reshape(4, n)
+    def join(high: bytes | memoryview, low: bytes | memoryview, dest: np.ndarray) -> None:
+        np.left_shift(np.frombuffer(high, dtype=np.uint8), 8, out=dest, dtype=np.uint16)
+        np.bitwise_or(dest, np.frombuffer(low, dtype=np.uint8), out=dest)
+
+    n = len(values)
+    w = len(planes)
+    if w == 1:
+        values[...] = np.frombuffer(planes[0], dtype=np.uint8)
+    elif w == 2:  # bf16, fp16: one join, straight into `values`
+        join(planes[1], planes[0], values)
+    elif w == 4:
+        halves = _scratch(4 * n, "join").view(np.uint16).reshape(2, n)
+        join(planes[1], planes[0], halves[0])
+        join(planes[3], planes[2], halves[1])
+        np.left_shift(halves[1], 16, out=values, dtype=values.dtype)
+        np.bitwise_or(values, halves[0], out=values)
+    else:  # a third round of joins (uint32 to uint64) measured no faster than byte copies
+        quarters = _scratch(8 * n, "join").view(np.uint16).reshape(4, n)
         body = values.view(np.uint16).reshape(n, 4)
         for i in range(4):
-            np.left_shift(np.frombuffer(planes[2 * i + 1], dtype=np.uint8), 8, out=quarters[i], dtype=np.uint16)
-            np.bitwise_or(quarters[i], np.frombuffer(planes[2 * i], dtype=np.uint8), out=quarters[i])
+            join(planes[2 * i + 1], planes[2 * i], quarters[i])
             body[:, i] = quarters[i]
-        return
-    level = [np.frombuffer(plane, dtype=np.uint8) for plane in planes]
-    rounds = 0
-    while len(level) > 1:
-        rounds += 1
-        half = len(level) // 2
-        wide = np.dtype(f"<u{2 * level[0].itemsize}")
-        if half == 1:
-            joined = values
-        else:
-            room = _scratch(len(level[0]) * level[0].itemsize * len(level), f"join{rounds}")
-            joined = room.view(wide).reshape(half, -1)
-        parts = []
-        for i in range(half):
-            dest = joined if half == 1 else joined[i]
-            np.left_shift(level[2 * i + 1], 8 * level[0].itemsize, out=dest, dtype=wide)
-            np.bitwise_or(dest, level[2 * i], out=dest)
-            parts.append(dest)
-        level = parts
-    if rounds == 0:
-        values[...] = level[0]
 
 
 def _unrotate(values: np.ndarray) -> None:
