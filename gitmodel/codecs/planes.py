@@ -136,37 +136,23 @@ def _kept_values(planes: list[bytes | memoryview], layout: PlaneLayout) -> np.nd
 def _interleave(planes: list[bytes | memoryview], values: np.ndarray) -> None:
     """Write the values whose bytes the planes hold (plane 0 the least significant) into `values`.
 
-    Planes are joined in pairs, two whole-array passes per join (the high plane widened and
-    shifted, the low one or-ed in), where numpy's strided copies move a byte at a time: bf16
-    twice as fast as two byte copies; fp32 (two halves, then one join into `values`) 0.78-0.92
-    ms per 4 MiB against 1.35-1.53; fp64 (four quarters placed by 2-byte strided copies)
-    1.20-1.31 against 1.37-1.56 (docs/benchmarks.md, "Branch decode"). The halves and quarters
-    go to this thread's scratch.
+    Two planes (bf16, fp16) are joined in two whole-array passes (the high plane widened and
+    shifted, the low one or-ed in), twice as fast as two strided byte copies. Wider values are
+    placed by one strided byte copy per plane: joining pairs of planes into uint16 halves in
+    scratch cut a 4 MiB fp32 merge from 1.35-1.54 ms to 0.78-1.02 alone (17% fewer
+    instructions per decoded chunk), but made `diff --numeric` of fp32 4-8% slower in CPU on a
+    quieter machine with both cores decoding (its scratch doubles the memory traffic), so it
+    is not used (docs/benchmarks.md, "Branch decode").
     """
     import numpy as np
 
-    def join(high: bytes | memoryview, low: bytes | memoryview, dest: np.ndarray) -> None:
-        np.left_shift(np.frombuffer(high, dtype=np.uint8), 8, out=dest, dtype=np.uint16)
-        np.bitwise_or(dest, np.frombuffer(low, dtype=np.uint8), out=dest)
-
-    n = len(values)
-    w = len(planes)
-    if w == 1:
-        values[...] = np.frombuffer(planes[0], dtype=np.uint8)
-    elif w == 2:  # bf16, fp16: one join, straight into `values`
-        join(planes[1], planes[0], values)
-    elif w == 4:
-        halves = _scratch(4 * n, "join").view(np.uint16).reshape(2, n)
-        join(planes[1], planes[0], halves[0])
-        join(planes[3], planes[2], halves[1])
-        np.left_shift(halves[1], 16, out=values, dtype=values.dtype)
-        np.bitwise_or(values, halves[0], out=values)
-    else:  # a third round of joins (uint32 to uint64) measured no faster than byte copies
-        quarters = _scratch(8 * n, "join").view(np.uint16).reshape(4, n)
-        body = values.view(np.uint16).reshape(n, 4)
-        for i in range(4):
-            join(planes[2 * i + 1], planes[2 * i], quarters[i])
-            body[:, i] = quarters[i]
+    if len(planes) == 2:
+        np.left_shift(np.frombuffer(planes[1], dtype=np.uint8), 8, out=values, dtype=values.dtype)
+        np.bitwise_or(values, np.frombuffer(planes[0], dtype=np.uint8), out=values)
+        return
+    body = values.view(np.uint8).reshape(len(values), len(planes))
+    for k, plane in enumerate(planes):
+        body[:, k] = np.frombuffer(plane, dtype=np.uint8)
 
 
 def _unrotate(values: np.ndarray) -> None:
