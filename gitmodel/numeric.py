@@ -14,7 +14,6 @@ from gitmodel import pointer as ptr
 from gitmodel.diff import Diff
 from gitmodel.errors import GitModelError, MissingObjectError
 from gitmodel.manifest import Manifest, TensorEntry
-from gitmodel.store.container import CODEC_XOR_DELTA
 from gitmodel.store.objects import ChunkStore, ChunkId, ManifestId
 
 if TYPE_CHECKING:
@@ -149,11 +148,12 @@ class _Reader:
         else:
             size = self.sizes[self.index]
             loc = self.store.locate(ChunkId(cid)) if self.buffers is not None and size >= self.pooled_from else None
-            # a delta is read by read_chunk, which takes its base from the peer's chunks (the old
-            # version's, usually) instead of reading and decoding it again
-            if self.buffers is not None and loc is not None and loc.codec != CODEC_XOR_DELTA and loc.raw_len == size:
+            # a delta takes its base from the peer's chunks (the old version's, usually) instead of
+            # reading and decoding it again; the buffer taken is read by neither reader (see
+            # _POOLED), so it is never that base
+            if self.buffers is not None and loc is not None and loc.raw_len == size:
                 raw = self.buffers.take(size, self.recent if self.keeps_recent else None, cid)
-                self.store.read_chunk_into(ChunkId(cid), memoryview(raw))
+                self.store.read_chunk_into(ChunkId(cid), memoryview(raw), known)
             else:
                 raw = self.store.read_chunk(ChunkId(cid), known)
         if self.keeps_recent:

@@ -105,37 +105,63 @@ def merge_into(
     n = len(planes[0]) if kept is None else len(kept)
     flat = np.frombuffer(out, dtype=np.uint8)
     values = flat[: n * w].view(_uint(w))
-    if kept is None and w == 2:
-        # two planes make each value in two whole-array passes (high byte cast and shifted,
-        # low byte or-ed in), twice as fast as two strided byte copies
-        np.left_shift(np.frombuffer(planes[1], dtype=np.uint8), 8, out=values, dtype=values.dtype)
-        np.bitwise_or(values, np.frombuffer(planes[0], dtype=np.uint8), out=values)
-    elif kept is None:
-        body = flat[: n * w].reshape(n, w)
-        for k, plane in enumerate(planes):
-            body[:, k] = np.frombuffer(plane, dtype=np.uint8)
+    if kept is None:
+        _interleave(planes, values)
     else:  # whole values by index: ~8x faster than numpy's boolean row assignment
         values[...] = 0  # `out` may hold another chunk's bytes (a reused buffer)
-        count = len(planes[0])
-        if w == 2:
-            # the kept values made as the dense case makes them, in two whole-array passes,
-            # in this thread's scratch: a sixth less CPU than strided byte copies
-            packed = _scratch(count * w, "packed").view(values.dtype)
-            np.left_shift(np.frombuffer(planes[1], dtype=np.uint8), 8, out=packed, dtype=values.dtype)
-            np.bitwise_or(packed, np.frombuffer(planes[0], dtype=np.uint8), out=packed)
-        else:
-            body = np.empty((count, w), dtype=np.uint8)
-            for k, plane in enumerate(planes):
-                body[:, k] = np.frombuffer(plane, dtype=np.uint8)
-            packed = body.reshape(-1).view(values.dtype)
-        values[np.flatnonzero(kept)] = packed
+        values[np.flatnonzero(kept)] = _kept_values(planes, layout)
+        out[n * w :] = tail
+        return
     if layout.transform & TRANSFORM_ROTATE:
         # the shifted copy goes to this thread's scratch: a fresh array per chunk costs page
         # faults that made the rotation 3-4x slower than the arithmetic (docs/codecs.md)
-        low = np.right_shift(values, 1, out=_scratch(n * w).view(values.dtype))
-        values <<= np.array(8 * w - 1, dtype=values.dtype)
-        values |= low
+        _unrotate(values)
     out[n * w :] = tail
+
+
+def _kept_values(planes: list[bytes | memoryview], layout: PlaneLayout) -> np.ndarray:
+    """A sparse payload's kept values, interleaved from its planes and their transform undone,
+    in this thread's scratch (valid until its next merge)."""
+    import numpy as np
+
+    w = layout.width
+    count = len(planes[0])
+    packed = _scratch(count * w, "packed").view(_uint(w))
+    _interleave(planes, packed)
+    if layout.transform & TRANSFORM_ROTATE:
+        _unrotate(packed)  # on the kept values only: a rotated zero is zero
+    return packed
+
+
+def _interleave(planes: list[bytes | memoryview], values: np.ndarray) -> None:
+    """Write the values whose bytes the planes hold (plane 0 the least significant) into `values`.
+
+    Two planes (bf16, fp16) are joined in two whole-array passes (the high plane widened and
+    shifted, the low one or-ed in), twice as fast as two strided byte copies. Wider values are
+    placed by one strided byte copy per plane: joining pairs of planes into uint16 halves in
+    scratch cut a 4 MiB fp32 merge from 1.35-1.54 ms to 0.78-1.02 alone (17% fewer
+    instructions per decoded chunk), but made `diff --numeric` of fp32 4-8% slower in CPU on a
+    quieter machine with both cores decoding (its scratch doubles the memory traffic), so it
+    is not used (docs/benchmarks.md, "Branch decode").
+    """
+    import numpy as np
+
+    if len(planes) == 2:
+        np.left_shift(np.frombuffer(planes[1], dtype=np.uint8), 8, out=values, dtype=values.dtype)
+        np.bitwise_or(values, np.frombuffer(planes[0], dtype=np.uint8), out=values)
+        return
+    body = values.view(np.uint8).reshape(len(values), len(planes))
+    for k, plane in enumerate(planes):
+        body[:, k] = np.frombuffer(plane, dtype=np.uint8)
+
+
+def _unrotate(values: np.ndarray) -> None:
+    """Rotate each value right by one bit, in place (the shifted copy in this thread's scratch)."""
+    import numpy as np
+
+    low = np.right_shift(values, 1, out=_scratch(values.nbytes).view(values.dtype))
+    values <<= np.array(8 * values.itemsize - 1, dtype=values.dtype)
+    values |= low
 
 
 _local = threading.local()

@@ -323,11 +323,13 @@ class ChunkStore:
                 self._forget_fds()
         raise MissingObjectError("chunk", cid)
 
-    def read_chunk_into(self, cid: ChunkId, out: memoryview) -> None:
+    def read_chunk_into(
+        self, cid: ChunkId, out: memoryview, known: Mapping[str, bytes | bytearray] | None = None,
+    ) -> None:
         """As read_chunk, writing the chunk's raw bytes into `out` (its length is the chunk's):
         checkout's read. A pack entry is read into this thread's buffer (a raw one straight into
         `out`) and decoded into `out`, so a chunk costs no allocation and no page faults. On any
-        error `out` holds garbage."""
+        error `out` holds garbage. `known` is as for read_chunk (no buffer in it may be `out`)."""
 
         def loose() -> None:
             data = self.loose.get_chunk(cid)
@@ -335,9 +337,11 @@ class ChunkStore:
                 raise DamagedObjectError(f"chunk {cid}", f"{len(out)} bytes", f"{len(data)} bytes")
             out[:] = data
 
-        self._find(cid, lambda loc: self._read_packed_into(cid, loc, out), loose)
+        self._find(cid, lambda loc: self._read_packed_into(cid, loc, out, known), loose)
 
-    def _read_packed_into(self, cid: ChunkId, loc: Location, out: memoryview) -> None:
+    def _read_packed_into(
+        self, cid: ChunkId, loc: Location, out: memoryview, known: Mapping[str, bytes | bytearray] | None = None,
+    ) -> None:
         from gitmodel import codecs
 
         fd, where, size = self._entry_fd(loc)
@@ -361,7 +365,7 @@ class ChunkStore:
         if in_place:
             codecs.verify(out, cid, where)
             return
-        codecs.decode_chunk_into(loc.codec, payload, out, cid, self._base_loader(where, 0, None), where)
+        codecs.decode_chunk_into(loc.codec, payload, out, cid, self._base_loader(where, 0, known), where)
 
     def read_entry(self, loc: Location) -> tuple[bytes, bytes]:
         """The container header and payload of a pack entry, as stored."""

@@ -112,3 +112,38 @@ def test_a_delta_decodes_against_a_known_base_without_reading_it(tmp_path: Path)
     assert store.read_chunk(ChunkId(cid(child)), {cid(base): base}) == child
     with pytest.raises(DamagedObjectError):  # a known map without the base changes nothing
         store.read_chunk(ChunkId(cid(child)), {cid(child): child})
+    # into a reused buffer (numeric's chunk buffers) the same way
+    out = bytearray(b"\x5a") * len(child)
+    with pytest.raises(DamagedObjectError):
+        store.read_chunk_into(ChunkId(cid(child)), memoryview(out))
+    store.read_chunk_into(ChunkId(cid(child)), memoryview(out), {cid(base): base})
+    assert out == child
+    with pytest.raises(DamagedObjectError):
+        store.read_chunk_into(ChunkId(cid(child)), memoryview(out), {cid(child): child})
+
+
+@pytest.mark.parametrize("dtype", ["BF16", "F16", "F32", "F64"])
+@pytest.mark.parametrize("tail", [0, 1, 3])
+@pytest.mark.parametrize("transform", [planes.TRANSFORM_SPARSE, planes.TRANSFORM_ROTATE | planes.TRANSFORM_SPARSE])
+def test_sparse_kept_values_are_unrotated_before_they_are_placed(dtype: str, tail: int, transform: int) -> None:
+    # the kept values' transform is undone on them alone: NaN, Inf, -0 and subnormals among
+    # them, zeros between them, a tail, decoded into a buffer holding another chunk's bytes
+    width = {"BF16": 2, "F16": 2, "F32": 4, "F64": 8}[dtype]
+    values = np.frombuffer(specials(dtype, 20_001, seed=4), dtype=f"<u{width}").copy()
+    values[np.random.default_rng(6).random(values.size) < 0.7] = 0
+    data = values.tobytes() + b"\x80\x01\xff"[:tail]
+    layout = planes.PlaneLayout(width, transform)
+    enc = codecs.encode_with(codecs.CODEC_PLANES, data, layout)
+    assert enc.payload == planes.encode(data, layout)
+    parts, rest = planes.split(data, planes.PlaneLayout(width, transform & planes.TRANSFORM_ROTATE))
+    assert _old_merge([p.tobytes() for p in parts], rest, planes.PlaneLayout(width, transform & 1)) == data
+    out = bytearray(b"\xa5") * len(data)
+    codecs.decode_chunk_into(enc.codec, enc.payload, memoryview(out), cid(data))
+    assert out == data
+    assert codecs.decode(enc.codec, enc.payload, len(data), cid(data)) == data
+    for base_len in (len(data) - 7, len(data) + 5):  # a delta against a base of another length
+        base = specials(dtype, base_len // width + 1, seed=8)[:base_len]
+        delta = codecs.encode_with(codecs.CODEC_XOR_DELTA, data, layout, codecs.Base(cid(base), base, 0))
+        out[:] = b"\x5a" * len(out)
+        codecs.decode_chunk_into(delta.codec, delta.payload, memoryview(out), cid(data), {cid(base): base}.__getitem__)
+        assert out == data

@@ -231,9 +231,9 @@ def test_unchanged_chunks_of_a_changed_tensor_are_read_once(committed_repo: Repo
         reads.append(cid)
         return real(self, cid, known)
 
-    def counted_into(self: ChunkStore, cid: Any, out: Any) -> None:
+    def counted_into(self: ChunkStore, cid: Any, out: Any, known: Any = None) -> None:
         reads.append(cid)
-        real_into(self, cid, out)
+        real_into(self, cid, out, known)
 
     monkeypatch.setattr(ChunkStore, "read_chunk", counted)
     monkeypatch.setattr(ChunkStore, "read_chunk_into", counted_into)
@@ -363,3 +363,52 @@ def test_shared_and_changed_chunks_in_turn_through_reused_buffers(committed_repo
         (nd,) = numeric.numeric_of(ws.store, d).values()
         (got,) = nd.tensors
         _assert_matches(got, "F32", old["big"], new["big"])
+
+
+def test_a_delta_chunk_is_read_into_a_reused_buffer_against_the_old_chunk(
+    committed_repo: Repo, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The new version of a fine-tuned tensor is stored as a delta of the old one's chunk: the diff
+    reads it into one of its chunk buffers, decoded against the old chunk it already holds
+    (read_chunk_into with `known`), not into fresh memory by read_chunk; the figures are exact."""
+    from conftest import make_safetensors
+    from gitmodel import api, numeric
+    from gitmodel.codecs import CODEC_XOR_DELTA
+    from gitmodel.diff import diff
+    from gitmodel.store.objects import ChunkStore
+
+    repo = committed_repo
+    rng = np.random.default_rng(int(os.environ.get("GITMODEL_SEED", "7")))
+    old = {"w": rng.standard_normal(1 << 20, dtype=np.float32)}
+    make_safetensors(repo.path / "w.safetensors", old)
+    repo.gm("add", "-q", "w.safetensors")
+    repo.commit("v1")
+    bits = old["w"].view(np.uint32).copy()
+    bits[rng.random(bits.size) < 0.25] ^= 1  # an optimizer step: a quarter of the values move one ulp
+    new = {"w": bits.view(np.float32)}
+    make_safetensors(repo.path / "w.safetensors", new)
+    repo.gm("add", "-q", "w.safetensors")
+
+    ws = api.Workspace(repo.path)
+    d = diff(ws.git)
+    into: list[tuple[str, bool]] = []
+    whole: list[str] = []
+    real, real_into = ChunkStore.read_chunk, ChunkStore.read_chunk_into
+
+    def counted(self: ChunkStore, cid: Any, known: Any = None) -> Any:
+        whole.append(cid)
+        return real(self, cid, known)
+
+    def counted_into(self: ChunkStore, cid: Any, out: Any, known: Any = None) -> None:
+        loc = self.locate(cid)
+        if loc is not None and loc.codec == CODEC_XOR_DELTA:
+            into.append((cid, known is not None and self.base_id(loc).hex() in known))
+        real_into(self, cid, out, known)
+
+    monkeypatch.setattr(ChunkStore, "read_chunk", counted)
+    monkeypatch.setattr(ChunkStore, "read_chunk_into", counted_into)
+    (nd,) = numeric.numeric_of(ws.store, d).values()
+    (got,) = nd.tensors
+    _assert_matches(got, "F32", old["w"], new["w"])
+    assert into and all(with_base for _, with_base in into), into  # every delta, against the held base
+    assert not set(whole) & {cid for cid, _ in into}, whole
