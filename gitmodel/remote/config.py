@@ -6,7 +6,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import ParseResult, unquote, urlparse
 
 from gitmodel.config import CONFIG_NAME, load_config
 from gitmodel.errors import GitModelError, one_line
@@ -52,9 +52,17 @@ def load_remotes(git: GitRepo) -> dict[str, RemoteSpec]:
     return out
 
 
+def _parse(url: str) -> ParseResult:
+    """urlparse, with its ValueError (an unclosed '[', say) as one line a user can act on."""
+    try:
+        return urlparse(url)
+    except ValueError as exc:
+        raise GitModelError(f"'{one_line(url)}' is not a URL a remote can use: {exc}") from None
+
+
 def check_url(url: str) -> None:
     """Refuse a URL no remote can be made of, before it is written down."""
-    parsed = urlparse(url)
+    parsed = _parse(url)
     if parsed.scheme == "s3":
         if not _BUCKET_RE.fullmatch(parsed.netloc):
             raise GitModelError(f"'{url}': an S3 url is s3://BUCKET[/PREFIX] with a valid bucket name")
@@ -67,7 +75,7 @@ def add_remote(git: GitRepo, name: str, url: str, endpoint_url: str | None = Non
     if not _NAME_RE.fullmatch(name):
         raise GitModelError(f"'{name}' is not a remote name: use letters, digits, '.', '_' or '-'")
     check_url(url)
-    if endpoint_url is not None and not urlparse(endpoint_url).scheme.startswith("http"):
+    if endpoint_url is not None and not _parse(endpoint_url).scheme.startswith("http"):
         raise GitModelError(f"--endpoint-url '{endpoint_url}' must be an http:// or https:// URL")
     existing = load_remotes(git)
     if name in existing and not force:
@@ -120,7 +128,7 @@ def choose(git: GitRepo, name: str | None) -> RemoteSpec:
 
 def open_remote(git: GitRepo, spec: RemoteSpec) -> Remote:
     """The remote a spec names: S3 for s3://, else a folder (relative paths from the repository's top)."""
-    parsed = urlparse(spec.url)
+    parsed = _parse(spec.url)
     if parsed.scheme == "s3":
         from gitmodel.remote.s3 import S3Remote
 

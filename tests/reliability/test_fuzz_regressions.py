@@ -40,6 +40,21 @@ def test_gitmodel_toml_nested_too_deeply(tmp_path: Path) -> None:
     assert err is not None
 
 
+@pytest.mark.parametrize("url", ["s3://[bucket/prefix", "file://[::1/models", "http://[x"])
+def test_remote_url_with_an_unclosed_bracket(tmp_path: Path, url: str) -> None:
+    """urlparse raises ValueError ('Invalid IPv6 URL') on an unclosed '[' (GITMODEL_SEED=1834626565)."""
+    from gitmodel.remote.config import check_url, load_remotes, open_remote
+
+    data = f'version = 1\n\n[remotes.origin]\nurl = "{url}"\n'.encode()
+    (tmp_path / ".gitmodel.toml").write_bytes(data)
+    git: Any = SimpleNamespace(workdir=tmp_path)
+    spec = load_remotes(git)["origin"]
+    err = assert_clean(".gitmodel.toml", lambda: check_url(spec.url), data)
+    assert err is not None and "not a URL" in str(err)
+    err = assert_clean(".gitmodel.toml", lambda: open_remote(git, spec), data)
+    assert err is not None and "not a URL" in str(err)
+
+
 def test_pointer_nested_too_deeply() -> None:
     err = assert_clean("pointer.decode", lambda: pointer.decode(DEEP_TOML, "m.model.toml"), DEEP_TOML)
     assert err is not None
