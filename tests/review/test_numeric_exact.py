@@ -20,6 +20,22 @@ from conftest import Repo
 _BITS = {"F64": np.uint64, "F32": np.uint32, "F16": np.uint16, "BF16": np.uint16}
 
 
+def _two_versions(repo: Repo, name: str, old: np.ndarray, new: np.ndarray) -> tuple[Any, Any]:
+    """`name` = {"w": old} added and committed, then {"w": new} added: the workspace and the
+    working tree's diff against HEAD, as `git model diff --numeric` computes it."""
+    from conftest import make_safetensors
+    from gitmodel import api
+    from gitmodel.diff import diff
+
+    make_safetensors(repo.path / name, {"w": old})
+    repo.gm("add", "-q", name)
+    repo.commit("v1")
+    make_safetensors(repo.path / name, {"w": new})
+    repo.gm("add", "-q", name)
+    ws = api.Workspace(repo.path)
+    return ws, diff(ws.git)
+
+
 def _bf16(values: np.ndarray) -> np.ndarray:
     """float32 values exactly representable in bfloat16 (the low 16 bits cleared)."""
     return (values.astype(np.float32).view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32)
@@ -206,24 +222,15 @@ def test_unchanged_chunks_of_a_changed_tensor_are_read_once(committed_repo: Repo
     """A 12 MiB tensor (three 4 MiB chunks) whose first chunk alone changed: the new version's other
     two chunks are the old one's, already read and verified, so the store decodes 3 + 1 chunks; pieces
     that start inside chunks give the same figures."""
-    from conftest import make_safetensors
-    from gitmodel import api, numeric
-    from gitmodel.diff import diff
+    from gitmodel import numeric
     from gitmodel.store.objects import ChunkStore
 
     repo = committed_repo
     rng = np.random.default_rng(int(os.environ.get("GITMODEL_SEED", "7")))
     old = {"big": rng.standard_normal(3 << 20, dtype=np.float32)}
-    make_safetensors(repo.path / "big.safetensors", old)
-    repo.gm("add", "-q", "big.safetensors")
-    repo.commit("v1")
     new = {"big": old["big"].copy()}
     new["big"][:1000] *= np.float32(1.5)
-    make_safetensors(repo.path / "big.safetensors", new)
-    repo.gm("add", "-q", "big.safetensors")
-
-    ws = api.Workspace(repo.path)
-    d = diff(ws.git)
+    ws, d = _two_versions(repo, "big.safetensors", old["big"], new["big"])
     reads: list[str] = []
     real, real_into = ChunkStore.read_chunk, ChunkStore.read_chunk_into
 
@@ -340,24 +347,16 @@ def test_shared_and_changed_chunks_in_turn_through_reused_buffers(committed_repo
     """A 24 MiB tensor (six 4 MiB chunks) whose chunks 0, 2 and 4 changed: the new version's reader
     takes chunks 1, 3 and 5 from the old one's buffers while both readers' buffers are reused; the
     figures are numpy's, in pieces of 16 MiB and in pieces that start inside chunks."""
-    from conftest import make_safetensors
-    from gitmodel import api, numeric
-    from gitmodel.diff import diff
+    from gitmodel import numeric
 
     repo = committed_repo
     rng = np.random.default_rng(int(os.environ.get("GITMODEL_SEED", "9")))
     old = {"big": rng.standard_normal(6 << 20, dtype=np.float32)}
-    make_safetensors(repo.path / "big.safetensors", old)
-    repo.gm("add", "-q", "big.safetensors")
-    repo.commit("v1")
     new = {"big": old["big"].copy()}
     for k in (0, 2, 4):
         new["big"][k << 20:(k + 1) << 20] *= np.float32(1.001)
     new["big"][(4 << 20) + 7] = 100.0  # the maximum, in a changed chunk after the buffers were reused
-    make_safetensors(repo.path / "big.safetensors", new)
-    repo.gm("add", "-q", "big.safetensors")
-    ws = api.Workspace(repo.path)
-    d = diff(ws.git)
+    ws, d = _two_versions(repo, "big.safetensors", old["big"], new["big"])
     for piece in (16 << 20, (3 << 20) + 4):
         monkeypatch.setattr(numeric, "PIECE", piece)
         (nd,) = numeric.numeric_of(ws.store, d).values()
@@ -371,26 +370,17 @@ def test_a_delta_chunk_is_read_into_a_reused_buffer_against_the_old_chunk(
     """The new version of a fine-tuned tensor is stored as a delta of the old one's chunk: the diff
     reads it into one of its chunk buffers, decoded against the old chunk it already holds
     (read_chunk_into with `known`), not into fresh memory by read_chunk; the figures are exact."""
-    from conftest import make_safetensors
-    from gitmodel import api, numeric
+    from gitmodel import numeric
     from gitmodel.codecs import CODEC_XOR_DELTA
-    from gitmodel.diff import diff
     from gitmodel.store.objects import ChunkStore
 
     repo = committed_repo
     rng = np.random.default_rng(int(os.environ.get("GITMODEL_SEED", "7")))
     old = {"w": rng.standard_normal(1 << 20, dtype=np.float32)}
-    make_safetensors(repo.path / "w.safetensors", old)
-    repo.gm("add", "-q", "w.safetensors")
-    repo.commit("v1")
     bits = old["w"].view(np.uint32).copy()
     bits[rng.random(bits.size) < 0.25] ^= 1  # an optimizer step: a quarter of the values move one ulp
     new = {"w": bits.view(np.float32)}
-    make_safetensors(repo.path / "w.safetensors", new)
-    repo.gm("add", "-q", "w.safetensors")
-
-    ws = api.Workspace(repo.path)
-    d = diff(ws.git)
+    ws, d = _two_versions(repo, "w.safetensors", old["w"], new["w"])
     into: list[tuple[str, bool]] = []
     whole: list[str] = []
     real, real_into = ChunkStore.read_chunk, ChunkStore.read_chunk_into
