@@ -22,10 +22,10 @@ from gitmodel import pointer as ptr
 from gitmodel.errors import GitModelError
 from gitmodel.gitrepo import GitRepo
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
+try:  # the parser pointers use (a dependency): every command then imports one TOML parser, not two
     import tomli as tomllib
+except ImportError:  # pragma: no cover - the standard library's is the same parser
+    import tomllib  # type: ignore[no-redef]
 
 # The sections add writes itself; refreshed whenever the model's bytes change.
 CAPTURED = ("code", "created", "environment", "model", "parent")

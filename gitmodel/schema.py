@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import operator
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -16,10 +15,10 @@ from gitmodel.errors import GitModelError, one_line
 from gitmodel.gitrepo import GitRepo
 from gitmodel.metadata import get_dotted
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
+try:  # the parser pointers use (a dependency): every command then imports one TOML parser, not two
     import tomli as tomllib
+except ImportError:  # pragma: no cover - the standard library's is the same parser
+    import tomllib  # type: ignore[no-redef]
 
 # GitHub warns about files over 50 MiB; a model checkpoint is rarely smaller.
 DEFAULT_RAW_SIZE_THRESHOLD = 50 * 1024 * 1024

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import ParseResult, unquote, urlparse
@@ -14,10 +13,10 @@ from gitmodel.gitrepo import GitRepo
 from gitmodel.remote.base import Remote
 from gitmodel.store.atomic import write_file_atomic
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
+try:  # the parser pointers use (a dependency): every command then imports one TOML parser, not two
     import tomli as tomllib
+except ImportError:  # pragma: no cover - the standard library's is the same parser
+    import tomllib  # type: ignore[no-redef]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
