@@ -85,33 +85,17 @@ def write_file_atomic(
     `durable=False` skips both fsyncs (the file's and its directory's), for caches whose loss
     only costs work: after a crash the rename may survive without its data, so their readers
     must refuse a short or empty file (gitmodel.statcache.write_cache_file)."""
-    directory = tmp_dir if tmp_dir is not None else target.parent
-    tmp = directory / temp_name(".gitmodel-tmp.")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        write_all(fd, data)
-        if durable:
-            os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        unlink_quietly(tmp)
-        raise
-    os.close(fd)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        unlink_quietly(tmp)
-        raise
-    if durable:
-        fsync_dir(target.parent)
+    write_files_atomic([(target, data)], tmp_dir if tmp_dir is not None else target.parent, mode, durable)
 
 
-def write_files_atomic(files: list[tuple[Path, bytes]], tmp_dir: Path, mode: int = 0o644) -> None:
+def write_files_atomic(
+    files: list[tuple[Path, bytes | bytearray | memoryview]], tmp_dir: Path, mode: int = 0o644, durable: bool = True,
+) -> None:
     """write_file_atomic for several files with one fsync per directory, not per file: each
     is written to a temporary and fsynced, then all are renamed, then each target directory is
     fsynced once. A crash leaves each target absent/old or complete, as one at a time does.
     (An add of 1 GiB publishes 17 packs: their index files cost 17 directory fsyncs.)"""
-    temps: list[tuple[Path, Path]] = []
+    temps: list[tuple[Path, Path]] = []  # written, not yet renamed: deleted on any failure
     fds: list[int] = []
     try:
         for target, data in files:
@@ -120,7 +104,8 @@ def write_files_atomic(files: list[tuple[Path, bytes]], tmp_dir: Path, mode: int
             temps.append((tmp, target))
             fds.append(fd)
             write_all(fd, data)
-        fsync_all(fds)
+        if durable:
+            fsync_all(fds)
         for fd in fds:
             os.close(fd)
         fds = []
@@ -133,8 +118,9 @@ def write_files_atomic(files: list[tuple[Path, bytes]], tmp_dir: Path, mode: int
             os.close(fd)
         for tmp, _ in temps:
             unlink_quietly(tmp)
-    for directory in dict.fromkeys(target.parent for target, _ in files):
-        fsync_dir(directory)
+    if durable:
+        for directory in dict.fromkeys(target.parent for target, _ in files):
+            fsync_dir(directory)
 
 
 def write_all(fd: int, *parts: bytes | bytearray | memoryview) -> None:
