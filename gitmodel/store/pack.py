@@ -182,7 +182,7 @@ class PackFile:
         that is not whole). Returns the pack's name."""
         path, data = self.index_file(index_dir)
         write_file_atomic(path, data, self._tmp_dir, mode=0o444)
-        return pack_name(self._table)
+        return path.stem  # the pack's name: index_file named the file by it
 
     def index_file(self, index_dir: Path) -> tuple[Path, bytes]:
         """Where the pack's index file goes and what it holds (to write several at once)."""
